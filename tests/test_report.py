@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from sklearn_crosslip.experiments.report import select_models, write_report
+from sklearn_crosslip.experiments.reproduce import (
+    MLP_REGULARIZERS,
+    PAPER_KERNEL_TABLE,
+    ReproduceConfig,
+)
+
+
+def _records(rng):
+    recs = []
+    for reg in ("none", "rkhs", "cross_lipschitz"):
+        for gs, val in ((1.0, 3.0), (2.0, 2.5)):
+            recs.append({"family": "kernel", "group": reg, "setting": "plain",
+                         "name": f"k-{reg}-{gs}", "params": {"gamma_scale": gs, "lam": 0.1},
+                         "val_error": val, "test_error": 4.0, "fit_time": 1.0, "selected": False})
+        recs.append({"family": "kernel", "group": reg, "setting": "plain", "name": f"kernel-{reg}",
+                     "params": {"gamma_scale": 2.0, "lam": 0.1}, "val_error": 2.5,
+                     "test_error": 3.5, "fit_time": 1.0, "selected": True, "upper": 1.5,
+                     "lower": 0.05, "global_local_ratio": 0.5})
+    for setting in ("plain", "augmentation"):
+        for reg in MLP_REGULARIZERS:
+            for lam, val in ((1e-2, 5.0), (1e-3, 4.0)):
+                recs.append({"family": "mlp", "group": reg, "setting": setting,
+                             "name": f"mlp-{setting}-{reg}-{lam}",
+                             "params": {"lam": lam, "dropout_rate": 0.5}, "val_error": val,
+                             "test_error": val + 0.1, "fit_time": 2.0, "selected": False,
+                             "upper": rng.uniform(1, 2), "lower": rng.uniform(0, 0.3),
+                             "global_local_ratio": rng.uniform(0.2, 0.7)})
+    return recs
+
+
+def test_selection_takes_lowest_validation_error():
+    sel = select_models(_records(np.random.RandomState(0)))
+    assert sel[("kernel", "plain", "rkhs")]["name"] == "kernel-rkhs"
+    assert sel[("mlp", "plain", "dropout")]["params"]["lam"] == 1e-3
+    assert ("mlp", "adversarial", "none") not in sel
+
+
+def test_report_tables_and_figures(tmp_path):
+    pytest.importorskip("matplotlib")
+    rng = np.random.RandomState(0)
+    recs = _records(rng)
+    X = rng.uniform(0, 1, size=(6, 784))
+    y = np.array([3, 1, 2, 1, 0, 5])
+    deltas = {r["name"]: (rng.normal(0, 0.1, size=X.shape), rng.randint(0, 10, size=6))
+              for r in recs if r.get("selected") or r["family"] == "mlp"}
+    cfg = ReproduceConfig.from_mode(True)
+    path = write_report(recs, str(tmp_path), cfg, deltas, X, y)
+    text = open(path).read()
+    assert f"{PAPER_KERNEL_TABLE['cross_lipschitz']['upper']:.2f}" in text
+    assert "| paper (MNIST) | 0.69 | 0.68 | 0.48 | 0.21 |" in text
+    assert "augmentation" in text and "Table 1" in text
+    assert (tmp_path / "figure2_bounds.png").stat().st_size > 1000
+    assert (tmp_path / "figure3_adversarial.png").stat().st_size > 1000
