@@ -249,7 +249,8 @@ def _params_str(params, keys):
     return ", ".join(f"{k}={params[k]!r}" for k in keys if k in params)
 
 
-def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", "mlp")):
+def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", "mlp"),
+                  config=None):
     """Run the reproduction and write ``report.md``, ``results.jsonl`` and plots.
 
     Parameters
@@ -260,6 +261,8 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
         Smaller grids, fewer points and epochs: under 10 minutes on 2 cores.
     parts : tuple of {"kernel", "mlp"}, default=("kernel", "mlp")
         Which model families to run.
+    config : ReproduceConfig, default=None
+        Explicit settings; overrides ``quick``.
 
     Returns
     -------
@@ -269,7 +272,8 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
     from ..kernel import KernelCrossLipClassifier
     from ..mlp import MLPCrossLipClassifier
 
-    cfg = ReproduceConfig.from_mode(quick)
+    cfg = ReproduceConfig.from_mode(quick) if config is None else config
+    quick = cfg.quick
     X_fit, y_fit, X_val, y_val, X_train, y_train, X_test, y_test = _split(cfg)
     X_eval, y_eval = X_test[: cfg.n_eval], y_test[: cfg.n_eval]
     run = _Run(out_dir, cfg, X_eval, y_eval)
