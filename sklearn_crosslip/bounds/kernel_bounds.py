@@ -1,0 +1,333 @@
+"""Cross-Lipschitz bounds for Gaussian-kernel expansions (Section 2.2).
+
+Model: ``f_j(x) = sum_r alpha_jr k_r(x)`` with ``k_r(x) = exp(-gamma ||x - x_r||^2)``.
+For a class pair ``(c, j)`` let ``beta_r = alpha_jr - alpha_cr``; then
+``grad f_j(y) - grad f_c(y) = -2 gamma sum_r beta_r (y - x_r) k_r(y)`` and (eq. 3)
+
+    ||grad f_j(y) - grad f_c(y)||^2 = 4 gamma^2 sum_{r,s} beta_r beta_s <y - x_r, y - x_s> k_r(y) k_s(y).
+
+**Proposition 2.1** (derivation). Write ``y = x + h`` with ``||h|| = t <= R``,
+``a = <x - x_r, x - x_s>``, ``w = 2x - x_r - x_s``, ``S = ||w||``,
+``M = min(S / 2, R)`` and ``A = ||x - x_r||^2 + ||x - x_s||^2``. Then
+
+* ``<y - x_r, y - x_s> = a + <h, w> + t^2 in [a - M S + M^2, a + R S + R^2]``
+  (the minimum of ``t^2 - t S`` over ``[0, R]`` is at ``t = M``);
+* ``||y - x_r||^2 + ||y - x_s||^2 = A + 2 <h, w> + 2 t^2 in [A - 2 M S + 2 M^2, A + 2 R S + 2 R^2]``,
+  so ``k_r(y) k_s(y) in [e_lo, e_hi]`` with ``e_hi = k_r k_s exp(2 gamma M (S - M))``
+  and ``e_lo = k_r k_s exp(-2 gamma R (S + R))``.
+
+The product ``I * E`` of ``I in [I_lo, I_hi]`` and ``E in [e_lo, e_hi]`` (``E > 0``)
+is bilinear, so its maximum is ``max(I_hi, 0) e_hi + min(I_hi, 0) e_lo`` and its
+minimum ``max(I_lo, 0) e_lo + min(I_lo, 0) e_hi``. Terms with ``beta_r beta_s >= 0``
+use the maximum, terms with ``beta_r beta_s < 0`` the minimum: the paper's two
+sums are split by the *sign of the product*. The bound is ``2 gamma`` times the
+square root of the sum. At ``R = 0`` it is exactly the gradient norm.
+
+The bracket terms depend on the pair ``(r, s)`` and the point, not on ``j``:
+one pass over the pairs (``r <= s`` by symmetry) serves every class
+(:func:`._kernel_numba.prop21_sums`). ``a`` and ``S`` come from distances only,
+``a = (d_r^2 + d_s^2 - D_rs) / 2`` and ``S^2 = 2 d_r^2 + 2 d_s^2 - D_rs``.
+
+**Triangle-inequality bound.** ``||grad f_j(y) - grad f_c(y)|| <= 2 gamma
+sum_r |beta_r| phi(||y - x_r||)`` with ``phi(t) = t exp(-gamma t^2)``; over the ball
+``||y - x_r|| in [max(0, d_r - R), d_r + R]`` and ``phi`` is unimodal with its
+peak at ``t* = 1 / sqrt(2 gamma)``, so the maximum is ``phi`` at the point of
+that interval nearest to ``t*``. O(n) per point and class.
+
+**Global constant.** ``sup_t phi(t) = phi(t*) = 1 / sqrt(2 gamma e)``, hence
+``sup_y ||grad f_j(y) - grad f_c(y)|| <= 2 gamma ||beta||_1 / sqrt(2 gamma e)
+= ||beta||_1 sqrt(2 gamma / e)``.
+
+**Fast variant** (``method="local_fast"``). Split the training points into the
+``N`` with the largest triangle terms ``|beta_r| phi_r`` (set ``T``) and the
+rest: ``grad(f_j - f_c) = g_T + g_rest`` and ``||g_T + g_rest|| <= ||g_T|| +
+||g_rest||``, with Proposition 2.1 over the pairs of ``T`` for ``||g_T||`` and the
+triangle bound for ``||g_rest||``. Cost O(N^2 + n) per point and class set
+instead of O(n^2). Trade-off: Proposition 2.1 exploits cancellation between
+terms of opposite sign; the fast variant keeps it only inside ``T``, so it is
+looser when many far-away training points with mixed-sign coefficients
+contribute comparably (the benchmark reports the radius ratio).
+
+Every returned value is the minimum of the valid bounds computed (the
+minimum of upper bounds is an upper bound): ``"local"`` takes Proposition 2.1
+over all pairs, the fast combination, the triangle bound and the global
+constant; ``"local_fast"`` all but the first.
+
+**Box.** ``y`` in ``box`` also gives ``||y - x_r|| in [dist(x_r, box),
+farthest(x_r, box)]``, which the triangle terms use (intersection of
+intervals, so never looser). Proposition 2.1 itself is evaluated on the ball.
+
+**Rounding (float64).** Squared distances ``||x||^2 + ||x_r||^2 - 2 <x, x_r>``
+carry the absolute error ``gamma_{d+4} (||x|| + ||x_r||)^2``; ``a`` and ``S`` are
+enclosed accordingly and every formula is evaluated at the end of the
+enclosure that makes it larger (each bracket term is monotone in ``a``, ``S``,
+``k_r``). The remaining rounding errors of the ``N^2`` terms are bounded by
+``C eps (sum_r |beta_r| w_r)^2`` with ``|T_rs| <= w_r w_s`` and added before the
+square root. Results are rounded up.
+"""
+
+import hashlib
+import math
+import threading
+
+import numpy as np
+
+from ._common import (
+    EPS,
+    TINY,
+    check_box_arrays,
+    check_method,
+    check_radii,
+    gamma as gam,
+    prepare_active,
+)
+from ._kernel_numba import prop21_sums, triangle_terms, weighted_abs_sums
+
+__all__ = ["local_cross_lipschitz", "global_cross_lipschitz", "FAST_SUBSET_SIZE"]
+
+FAST_SUBSET_SIZE = 256  # training points handled by Proposition 2.1 in "local_fast"
+_BLOCK = 512  # points per internal block (bounds memory at ~ 2 * _BLOCK * n doubles)
+
+_cache_lock = threading.Lock()
+_cache = {}
+
+
+def global_cross_lipschitz(dual_coef, gamma):
+    """Global cross-Lipschitz constants ``||alpha_c - alpha_j||_1 sqrt(2 gamma / e)``.
+
+    Parameters
+    ----------
+    dual_coef : ndarray of shape (n_classes, n_train)
+        Coefficients ``alpha``.
+    gamma : float
+        Kernel width ``gamma > 0``.
+
+    Returns
+    -------
+    L : ndarray of shape (n_classes, n_classes)
+        ``L[c, j] >= sup_y ||grad f_c(y) - grad f_j(y)||_2``, rounded up; zero diagonal.
+    """
+    A = np.asarray(dual_coef, dtype=np.float64)
+    if A.ndim != 2:
+        raise ValueError(f"dual_coef must be 2-d; got shape {A.shape}.")
+    gamma = _check_gamma(gamma)
+    K, n = A.shape
+    L = np.zeros((K, K))
+    for a in range(K):
+        L[a] = np.abs(A - A[a]).sum(axis=1)
+    const = math.sqrt(2.0 * gamma / math.e) * (1.0 + 16 * EPS)
+    L *= const * (1.0 + gam(n + 8))
+    np.fill_diagonal(L, 0.0)
+    return L
+
+
+def _check_gamma(gamma):
+    g = float(gamma)
+    if not (np.isfinite(g) and g > 0):
+        raise ValueError(f"gamma must be positive and finite; got {gamma!r}.")
+    return g
+
+
+def _row_sqnorms(X):
+    return np.einsum("ij,ij->i", X, X)
+
+
+def _train_sq_dists(X_fit, fsq):
+    """``(D, Derr, Dmax)``: squared training distances with an absolute error bound.
+
+    Cached per training set (content hash), since the certificate calls the
+    bound many times with the same model.
+    """
+    key = hashlib.blake2b(np.ascontiguousarray(X_fit).view(np.uint8), digest_size=16).digest()
+    key = (X_fit.shape, key)
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    n, d = X_fit.shape
+    D = X_fit @ X_fit.T
+    D *= -2.0
+    D += fsq[:, None]
+    D += fsq[None, :]
+    np.maximum(D, 0.0, out=D)
+    np.fill_diagonal(D, 0.0)
+    Derr = gam(d + 8) * 4.0 * float(fsq.max(initial=0.0)) + TINY
+    res = (D, Derr, float(D.max(initial=0.0)))
+    with _cache_lock:
+        _cache.clear()  # keep one training set (memory ~ n^2 doubles)
+        _cache[key] = res
+    return res
+
+
+def _box_distance_ranges(X_fit, lo, hi):
+    """Distance range ``[dist(x_r, box), farthest(x_r, box)]`` (rounded outwards)."""
+    n, d = X_fit.shape
+    if lo is None:
+        return np.zeros(n), np.full(n, np.inf)
+    near = X_fit - np.clip(X_fit, lo, hi)
+    tlo = np.sqrt(_row_sqnorms(near)) * (1.0 - gam(d + 8))
+    with np.errstate(invalid="ignore", over="ignore"):
+        far = np.maximum(np.abs(X_fit - lo), np.abs(hi - X_fit))
+        thi = np.sqrt(_row_sqnorms(far)) * (1.0 + gam(d + 8))
+    thi = np.where(np.isfinite(thi), thi, np.inf)
+    return np.maximum(tlo, 0.0), thi
+
+
+def local_cross_lipschitz(
+    X_fit, dual_coef, gamma, X, c, R, active=None, lo=None, hi=None, method="local",
+    X_fit_sqnorm=None, *, return_parts=False,
+):
+    """Upper bounds on ``max_{y in B(x, R) cap box} ||grad f_c(y) - grad f_j(y)||_2``.
+
+    Parameters
+    ----------
+    X_fit : ndarray of shape (n_train, n_features)
+        Expansion points ``x_r``.
+    dual_coef : ndarray of shape (n_classes, n_train)
+        Coefficients ``alpha``.
+    gamma : float
+        Kernel width.
+    X : ndarray of shape (m, n_features)
+        Centres of the balls.
+    c : ndarray of shape (m,) of int
+        Predicted class index per point.
+    R : ndarray of shape (m,)
+        Ball radii (>= 0).
+    active : ndarray of shape (m, n_classes) of bool, default=None
+        Entries to compute; ``None`` means every ``j != c``.
+    lo, hi : ndarray of shape (n_features,) or None
+        Input box; ``X`` is assumed inside it.
+    method : {"local", "local_fast"}, default="local"
+        ``"local"``: Proposition 2.1 over all pairs (O(n^2) per point) capped
+        by the cheaper bounds; ``"local_fast"``: Proposition 2.1 over the
+        ``FAST_SUBSET_SIZE`` most influential training points plus the
+        triangle bound for the rest (see the module docstring).
+    X_fit_sqnorm : ndarray of shape (n_train,), default=None
+        Precomputed ``||x_r||^2`` (optional).
+    return_parts : bool, default=False
+        Also return a dict of the individual bounds (each (m, n_classes),
+        NaN where not computed): ``"prop21"`` (all pairs; ``"local"`` only),
+        ``"fast"``, ``"triangle"``, ``"global"``.
+
+    Returns
+    -------
+    L : ndarray of shape (m, n_classes)
+        Upper bounds for active entries; ``0`` in column ``c``, ``inf`` for
+        inactive entries.
+    parts : dict
+        Only with ``return_parts=True``.
+    """
+    X_fit = np.ascontiguousarray(X_fit, dtype=np.float64)
+    A = np.ascontiguousarray(dual_coef, dtype=np.float64)
+    if X_fit.ndim != 2 or A.ndim != 2 or A.shape[1] != X_fit.shape[0]:
+        raise ValueError(
+            f"Expected X_fit (n, d) and dual_coef (K, n); got {X_fit.shape} and {A.shape}."
+        )
+    gamma = _check_gamma(gamma)
+    n, d = X_fit.shape
+    K = A.shape[0]
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != d:
+        raise ValueError(f"X must have shape (m, {d}); got {X.shape}.")
+    m = X.shape[0]
+    c, act = prepare_active(active, c, m, K)
+    R = check_radii(R, m)
+    method = check_method(method)
+    lo, hi = check_box_arrays(lo, hi, d)
+
+    out = np.full((m, K), np.inf)
+    out[np.arange(m), c] = 0.0
+    parts = {k: np.full((m, K), np.nan) for k in ("prop21", "fast", "triangle", "global")}
+    pts = np.flatnonzero(act.any(axis=1))
+    if pts.size == 0:
+        return (out, parts) if return_parts else out
+    fsq = _row_sqnorms(X_fit) if X_fit_sqnorm is None else np.asarray(X_fit_sqnorm, float)
+    fnorm_max = math.sqrt(float(fsq.max(initial=0.0)))
+    Lglob = global_cross_lipschitz(A, gamma)
+    box_tlo, box_thi = _box_distance_ranges(X_fit, lo, hi)
+    Dfit, Derr, Dmax = _train_sq_dists(X_fit, fsq)
+    N = min(FAST_SUBSET_SIZE, n)
+    two_g = 2.0 * gamma * (1.0 + 2 * EPS)
+
+    for b0 in range(0, pts.size, _BLOCK):
+        p = pts[b0:b0 + _BLOCK]
+        mb = p.size
+        Xb = X[p]
+        cb = c[p]
+        Rb = R[p]
+        actb = act[p]
+        J = int(actb.sum(axis=1).max())
+        jlist = np.full((mb, J), -1, dtype=np.int64)
+        for i in range(mb):
+            js = np.flatnonzero(actb[i])
+            jlist[i, : js.size] = js
+        xsq = _row_sqnorms(Xb)
+        d2 = Xb @ X_fit.T
+        d2 *= -2.0
+        d2 += xsq[:, None]
+        d2 += fsq[None, :]
+        np.maximum(d2, 0.0, out=d2)
+        # |fl(d2) - d2| <= gamma_{d+4} (||x|| + ||x_r||)^2 (dot products of length d)
+        derr = gam(d + 8) * (np.sqrt(xsq) * (1 + 4 * EPS) + fnorm_max) ** 2 + TINY
+        phi = np.empty((mb, n))
+        triangle_terms(d2, derr, Rb, gamma, box_tlo, box_thi, phi)
+        empty_mask = np.zeros((0, 0), dtype=np.uint8)
+        tri = np.empty((mb, J))
+        weighted_abs_sums(phi, A, cb, jlist, empty_mask, tri)
+        tri *= two_g * (1.0 + 4 * EPS)
+        best = tri.copy()
+
+        # fast combination: Prop 2.1 on the N most influential points + triangle on the rest
+        if N < n:
+            wsel = np.zeros((mb, n))
+            for jj in range(J):
+                jv = jlist[:, jj]
+                ok = jv >= 0
+                diff = np.abs(A[np.where(ok, jv, 0)] - A[cb]) * ok[:, None]
+                np.maximum(wsel, diff * phi, out=wsel)
+            sel = np.argpartition(-wsel, N - 1, axis=1)[:, :N]
+            sel.sort(axis=1)
+            mask = np.zeros((mb, n), dtype=np.uint8)
+            np.put_along_axis(mask, sel, 1, axis=1)
+            rest = np.empty((mb, J))
+            weighted_abs_sums(phi, A, cb, jlist, mask, rest)
+            rest *= two_g * (1.0 + 4 * EPS)
+        else:
+            sel = np.broadcast_to(np.arange(n), (mb, n))
+            rest = np.zeros((mb, J))
+        sel = np.ascontiguousarray(sel, dtype=np.int64)
+        fast = _prop21(d2, derr, Dfit, Derr, Dmax, sel, Rb, gamma, A, cb, jlist)
+        fast = (fast + rest) * (1.0 + 2 * EPS)
+        best = np.minimum(best, fast)
+        full = None
+        if method == "local":
+            if N < n:
+                sel_all = np.ascontiguousarray(np.broadcast_to(np.arange(n), (mb, n)))
+                full = _prop21(d2, derr, Dfit, Derr, Dmax, sel_all, Rb, gamma, A, cb, jlist)
+            else:
+                full = fast
+            best = np.minimum(best, full)
+        rows = np.repeat(np.arange(mb), J)
+        jl = jlist.ravel()
+        ok = jl >= 0
+        rows, jl = rows[ok], jl[ok]
+        glob = Lglob[cb[rows], jl]
+        out[p[rows], jl] = np.minimum(best.ravel()[ok], glob)
+        if return_parts:
+            parts["global"][p[rows], jl] = glob
+            parts["triangle"][p[rows], jl] = tri.ravel()[ok]
+            parts["fast"][p[rows], jl] = fast.ravel()[ok]
+            if full is not None:
+                parts["prop21"][p[rows], jl] = full.ravel()[ok]
+    return (out, parts) if return_parts else out
+
+
+def _prop21(d2, derr, Dfit, Derr, Dmax, sel, R, gamma, A, c, jlist):
+    """``2 gamma sqrt(sum + err)`` of :func:`prop21_sums`, rounded up."""
+    mb, J = jlist.shape
+    s = np.empty((mb, J))
+    e = np.empty((mb, J))
+    nsel = np.full(mb, sel.shape[1], dtype=np.int64)
+    prop21_sums(d2, derr, Dfit, Derr, Dmax, sel, nsel, R, gamma, A, c, jlist, s, e)
+    val = np.sqrt(np.maximum(s + e * (1.0 + 4 * EPS) + 4 * EPS * np.abs(s), 0.0))
+    return val * (2.0 * gamma) * (1.0 + 8 * EPS)

@@ -1,0 +1,269 @@
+"""Cross-Lipschitz bounds for the one-hidden-layer softplus network (Section 2.3).
+
+Model: ``f(x) = W2^T s(W1^T x + b1) + b2`` with ``s(t) = log(1 + exp(a t)) / a``,
+so ``s'(t) = sigmoid(a t)`` is positive and increasing. Write ``u_r = W1[:, r]``,
+``z_r(x) = <u_r, x> + b1_r``, ``v = W2[:, j] - W2[:, c]`` and ``G = W1^T W1``.
+Then (eq. 4, with biases)
+
+    ||grad f_j(y) - grad f_c(y)||^2 = sum_{r,m} v_r v_m G_rm s'(z_r(y)) s'(z_m(y)).
+
+**Proposition 2.2 with biases.** On ``B(x, R)``,
+``z_r(y) in [z_r - R ||u_r||, z_r + R ||u_r||] =: [z_r^-, z_r^+]``. With
+``beta_rm = v_r v_m G_rm``, each term is at most
+``max(beta_rm, 0) s'(z_r^+) s'(z_m^+) + min(beta_rm, 0) s'(z_r^-) s'(z_m^-)``.
+
+**Fast evaluation.** With ``sigma = sign(v)``, ``S = diag(sigma) G diag(sigma)``,
+``S+ = max(S, 0)``, ``S- = max(-S, 0)``, ``p = |v| * s'(z^+)`` and
+``q = |v| * s'(z^-)`` the bound squared is ``p^T S+ p - q^T S- q``. ``S+-`` depend
+only on the unordered class pair, so for every pair we build them once
+(U x U) and evaluate all points of that pair with one GEMM each.
+
+**Box.** If the inputs are restricted to ``[lo, hi]``, ``<u_r, y - x>`` is also at
+most ``sum_l max(u_rl (hi_l - x_l), u_rl (lo_l - x_l))`` (and symmetrically at
+least minus the analogous sum); intersecting with the ball interval can only
+shrink ``[z^-, z^+]``, hence the bound (the maximum in Theorem 2.1 is then taken
+over ``B(x, R) cap box``, end of Section 2.1).
+
+**Two more valid bounds, and the minimum.** ``||W1 diag(s'(z(y))) v|| <=
+||W1||_2 ||v * s'(z^+)||_2`` (O(U) per pair) and the global constant of Section 5,
+``||v||_2 ||W1||_2`` (``s`` is 1-Lipschitz). Proposition 2.2 is not always below
+them (its positive part alone can exceed them), so every returned value is the
+minimum of the three: a minimum of valid upper bounds is valid.
+
+**Rounding (float64).** ``z`` carries the dot-product error bound
+``gamma_{d+1} (||x|| ||u_r|| + |b1_r|)`` and is pushed outwards before the
+monotone ``s'``; the Gram matrix error ``|G_hat - G| <= gamma_d ||u_r|| ||u_m||``
+is added as ``gamma_d (sum_r p_r ||u_r||)^2`` (and the same for ``q``); the two
+non-negative quadratic forms are inflated/deflated by ``gamma_{2U+64}``; the
+square root is rounded up. See :mod:`sklearn_crosslip.bounds._common`.
+"""
+
+import numpy as np
+from scipy.special import expit
+
+from ._common import (
+    EPS,
+    TINY,
+    check_box_arrays,
+    check_method,
+    check_radii,
+    gamma,
+    prepare_active,
+    spectral_norm_upper,
+)
+from ._mlp_numba import signed_gram_split
+
+__all__ = ["local_cross_lipschitz", "global_cross_lipschitz", "class_difference_norms"]
+
+_BIG = 1e300  # stands in for infinite box sides (0 * _BIG == 0, no NaN)
+
+
+def _as_params(W1, b1, W2):
+    W1 = np.ascontiguousarray(W1, dtype=np.float64)
+    W2 = np.ascontiguousarray(W2, dtype=np.float64)
+    if W1.ndim != 2 or W2.ndim != 2 or W1.shape[1] != W2.shape[0]:
+        raise ValueError(
+            f"Expected W1 of shape (d, U) and W2 of shape (U, K); got {W1.shape} and {W2.shape}."
+        )
+    if b1 is not None:
+        b1 = np.ascontiguousarray(b1, dtype=np.float64)
+        if b1.shape != (W1.shape[1],):
+            raise ValueError(f"b1 must have shape ({W1.shape[1]},); got {b1.shape}.")
+    return W1, b1, W2
+
+
+def class_difference_norms(W2):
+    """Upper bounds on ``||W2[:, c] - W2[:, j]||_2`` for all class pairs.
+
+    Parameters
+    ----------
+    W2 : ndarray of shape (U, K)
+
+    Returns
+    -------
+    norms : ndarray of shape (K, K)
+        Symmetric, zero diagonal, rounded up.
+    """
+    W2 = np.asarray(W2, dtype=np.float64)
+    U, K = W2.shape
+    out = np.zeros((K, K))
+    for a in range(K):
+        diff = W2[:, a + 1:] - W2[:, a:a + 1]
+        out[a, a + 1:] = np.sqrt(np.einsum("uk,uk->k", diff, diff))
+    out = out + out.T
+    return out * (1.0 + gamma(U + 8))
+
+
+def global_cross_lipschitz(W1, W2):
+    """Global cross-Lipschitz constants ``||w_c - w_j||_2 ||W1||_2`` (Section 5).
+
+    ``|g(x) - g(y)| <= ||w_c - w_j||_2 ||s(W1^T x + b1) - s(W1^T y + b1)||_2
+    <= ||w_c - w_j||_2 ||W1||_2 ||x - y||_2`` for ``g = f_c - f_j`` because the
+    softplus is 1-Lipschitz (``0 < s' < 1``); biases do not matter.
+
+    Parameters
+    ----------
+    W1 : ndarray of shape (n_features, n_hidden)
+        Input weights (``coefs_[0]``).
+    W2 : ndarray of shape (n_hidden, n_classes)
+        Output weights (``coefs_[1]``).
+
+    Returns
+    -------
+    L : ndarray of shape (n_classes, n_classes)
+        ``L[c, j] >= sup_y ||grad f_c(y) - grad f_j(y)||_2``, rounded up; zero
+        diagonal.
+    """
+    W1, _, W2 = _as_params(W1, None, W2)
+    s1 = spectral_norm_upper(W1)
+    return class_difference_norms(W2) * s1 * (1.0 + 4 * EPS)
+
+
+def _z_intervals(W1, b1, a, X, R, lo, hi):
+    """Safe enclosures ``s'(z^+)``, ``s'(z^-)`` of the hidden derivatives on the ball (and box)."""
+    d, U = W1.shape
+    unorm = np.sqrt(np.einsum("du,du->u", W1, W1)) * (1.0 + gamma(d + 4))
+    xnorm = np.sqrt(np.einsum("md,md->m", X, X)) * (1.0 + gamma(d + 4))
+    Z = X @ W1
+    Z += b1
+    # |fl(z) - z| <= gamma_{d+1} (|x|^T |u_r| + |b1_r|) <= gamma_{d+1} (||x|| ||u_r|| + |b1_r|)
+    ez = np.multiply.outer(xnorm, unorm)
+    ez += np.abs(b1)
+    ez *= gamma(d + 4)
+    rad = np.multiply.outer(R * (1.0 + 4 * EPS), unorm)
+    if lo is not None:
+        # max / -min of <u_r, h> over h in [lo - x, hi - x] (every product >= 0)
+        up_side = np.minimum(hi[None, :] - X, _BIG)
+        dn_side = np.minimum(X - lo[None, :], _BIG)
+        Wp = np.maximum(W1, 0.0)
+        Wn = np.minimum(W1, 0.0)
+        UP = up_side @ Wp - dn_side @ Wn
+        DN = dn_side @ Wp - up_side @ Wn
+        infl = 1.0 + gamma(d + 8)
+        radp = np.minimum(rad, UP * infl)
+        radm = np.minimum(rad, DN * infl)
+    else:
+        radp = radm = rad
+    absZ = np.abs(Z)
+    # z^+ = z + rad + ez, with the rounding of these additions (relative 2u each) covered
+    zp = Z + radp + ez + 4 * EPS * (absZ + radp + ez)
+    zm = Z - radm - ez - 4 * EPS * (absZ + radm + ez)
+    tp = a * zp
+    tp += 2 * EPS * np.abs(tp)
+    tm = a * zm
+    tm -= 2 * EPS * np.abs(tm)
+    # s'(t) = sigmoid(a t): increasing, so these bound s' over the ball from above / below
+    return expit(tp), expit(tm), unorm
+
+
+def local_cross_lipschitz(
+    W1, b1, W2, softplus_alpha, X, c, R, active=None, lo=None, hi=None, method="local",
+    *, return_parts=False,
+):
+    """Upper bounds on ``max_{y in B(x, R) cap box} ||grad f_c(y) - grad f_j(y)||_2``.
+
+    Proposition 2.2 with biases (``method="local"``), each value capped by the
+    O(U) bound ``||W1||_2 ||v * s'(z^+)||_2`` and the global constant; with
+    ``method="local_fast"`` only the two cheap bounds are used.
+
+    Parameters
+    ----------
+    W1 : ndarray of shape (n_features, n_hidden)
+    b1 : ndarray of shape (n_hidden,)
+    W2 : ndarray of shape (n_hidden, n_classes)
+    softplus_alpha : float
+        Softplus slope ``a > 0``.
+    X : ndarray of shape (m, n_features)
+        Centres of the balls (float64, finite).
+    c : ndarray of shape (m,) of int
+        Predicted class index per point.
+    R : ndarray of shape (m,)
+        Ball radii (>= 0).
+    active : ndarray of shape (m, n_classes) of bool, default=None
+        Entries to compute; ``None`` means every ``j != c``.
+    lo, hi : ndarray of shape (n_features,) or None
+        Input box (both or neither); ``X`` is assumed inside it.
+    method : {"local", "local_fast"}, default="local"
+    return_parts : bool, default=False
+        Also return a dict of the individual bounds (each (m, n_classes), NaN
+        where not computed): ``"prop22"`` (``"local"`` only), ``"opnorm"``
+        (``||W1||_2 ||v * s'(z^+)||_2``) and ``"global"``.
+
+    Returns
+    -------
+    L : ndarray of shape (m, n_classes)
+        Upper bounds (rounded up) for active entries; ``0`` in column ``c``,
+        ``inf`` (a trivial upper bound) for inactive entries.
+    parts : dict
+        Only with ``return_parts=True``.
+    """
+    W1, b1, W2 = _as_params(W1, b1, W2)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    d, U = W1.shape
+    K = W2.shape[1]
+    if X.ndim != 2 or X.shape[1] != d:
+        raise ValueError(f"X must have shape (m, {d}); got {X.shape}.")
+    m = X.shape[0]
+    c, act = prepare_active(active, c, m, K)
+    R = check_radii(R, m)
+    method = check_method(method)
+    lo, hi = check_box_arrays(lo, hi, d)
+    a = float(softplus_alpha)
+    if not a > 0:
+        raise ValueError(f"softplus_alpha must be positive; got {softplus_alpha!r}.")
+
+    out = np.full((m, K), np.inf)
+    out[np.arange(m), c] = 0.0
+    parts = {k: np.full((m, K), np.nan) for k in ("prop22", "opnorm", "global")}
+    rows, cols = np.nonzero(act)
+    if rows.size == 0:
+        return (out, parts) if return_parts else out
+    pts, inv = np.unique(rows, return_inverse=True)
+    sp, sm, unorm = _z_intervals(
+        W1, b1, a, X[pts], R[pts], lo, hi
+    )
+    s1 = spectral_norm_upper(W1)
+    dnorm = class_difference_norms(W2)
+    Lglob = dnorm * s1 * (1.0 + 4 * EPS)
+
+    ci = c[rows]
+    key = np.minimum(ci, cols) * K + np.maximum(ci, cols)
+    order = np.argsort(key, kind="stable")
+    ukeys, starts = np.unique(key[order], return_index=True)
+    ends = np.append(starts[1:], order.size)
+
+    if method == "local":
+        G = W1.T @ W1
+        Sp = np.empty((U, U))
+        Sm = np.empty((U, U))
+    g_quad = gamma(2 * U + 64)  # two chained length-U sums + rounding of p, q
+    g_gram = gamma(d + 8)  # |G_hat - G| <= gamma_d ||u_r|| ||u_m||
+    for kk, s0, s1_ in zip(ukeys, starts, ends):  # one class pair {ja, jb} at a time
+        ja, jb = divmod(int(kk), K)
+        sel = order[s0:s1_]
+        loc = inv[sel]
+        v = W2[:, jb] - W2[:, ja]
+        av = np.abs(v)
+        P = sp[loc] * av
+        # O(U) bound ||W1||_2 ||v * s'(z^+)||_2 (rounded up)
+        L = np.sqrt(np.einsum("iu,iu->i", P, P)) * (1.0 + gamma(U + 16)) * s1 * (1.0 + 4 * EPS)
+        if return_parts:
+            parts["opnorm"][rows[sel], cols[sel]] = L
+            parts["global"][rows[sel], cols[sel]] = Lglob[ja, jb]
+        if method == "local":
+            Q = sm[loc] * av
+            signed_gram_split(G, np.sign(v), Sp, Sm)
+            pf = np.einsum("iu,iu->i", P @ Sp, P)
+            qf = np.einsum("iu,iu->i", Q @ Sm, Q)
+            pu = P @ unorm
+            qu = Q @ unorm
+            gram_err = g_gram * (pu * pu + qu * qu) * (1.0 + g_quad)
+            b2 = pf * (1.0 + g_quad) - qf * (1.0 - g_quad) + gram_err
+            b2 += 4 * EPS * (pf + qf + gram_err) + TINY
+            prop22 = np.sqrt(np.maximum(b2, 0.0)) * (1.0 + 4 * EPS)
+            if return_parts:
+                parts["prop22"][rows[sel], cols[sel]] = prop22
+            L = np.minimum(L, prop22)
+        L = np.minimum(L, Lglob[ja, jb])
+        out[rows[sel], cols[sel]] = L
+    return (out, parts) if return_parts else out
