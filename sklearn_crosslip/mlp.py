@@ -1,0 +1,680 @@
+"""One-hidden-layer softplus network with Cross-Lipschitz regularisation.
+
+The network of Hein & Andriushchenko (2017), Sections 2.3, 3.2 and 5:
+``f(x) = W2^T s(W1^T x + b1) + b2`` with ``s(t) = log(1 + exp(a t)) / a``,
+trained with the softmax cross-entropy loss plus ``lam * Omega`` (eq. 7),
+where ``Omega`` is the Cross-Lipschitz functional of eq. (6), weight decay, or
+nothing; dropout on the hidden layer is the fourth choice.
+"""
+
+import numbers
+import warnings
+
+import numpy as np
+import scipy.optimize
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._mlp_numba import (
+    backprop_hidden_inplace,
+    softplus_and_derivative,
+    softplus_derivative,
+    softplus_forward_inplace,
+)
+from ._robustness import RobustnessMixin
+from .regularizers.mlp import (
+    cross_lipschitz_from_derivatives,
+    weight_decay_penalty_and_grad,
+)
+
+__all__ = ["MLPCrossLipClassifier"]
+
+_REGULARIZERS = ("cross_lipschitz", "weight_decay", "dropout", "none")
+_SOLVERS = ("lbfgs", "adam", "sgd")
+
+# lam=None resolves to these (chosen on bundled MNIST, see benchmarks/bench_mlp_fit.py).
+_DEFAULT_LAM = {"cross_lipschitz": 1e-4, "weight_decay": 1e-5, "dropout": 0.0, "none": 0.0}
+
+# Stochastic solvers: sklearn's constants.
+_N_ITER_NO_CHANGE = 10
+_MOMENTUM = 0.9
+_ADAM_BETA1, _ADAM_BETA2, _ADAM_EPS = 0.9, 0.999, 1e-8
+
+# Rows per block when evaluating the float64 model (bounds memory at ~ block * U).
+_EVAL_BLOCK = 2048
+
+def _loss_and_grad(W1, b1, W2, b2, X, y, softplus_alpha, regularizer, lam, dropout_mask=None):
+    """Objective (7) on a batch and its gradient.
+
+    ``mean_i CE(y_i, f(x_i)) + lam * Omega``; all arrays in one float dtype
+    (float32 or float64), the value accumulated in float64.
+
+    Parameters
+    ----------
+    W1, b1, W2, b2 : ndarray
+        Network parameters, shapes (d, U), (U,), (U, K), (K,).
+    X : ndarray of shape (n, d), C-contiguous, same dtype as ``W1``
+        Batch inputs.
+    y : ndarray of shape (n,) of int
+        Class indices in ``[0, K)``.
+    softplus_alpha : float
+        Softplus slope ``a``.
+    regularizer : {"cross_lipschitz", "weight_decay", "dropout", "none"}
+        ``Omega``; "dropout" and "none" add nothing.
+    lam : float
+        Regularisation weight.
+    dropout_mask : ndarray of shape (n, U) or None
+        Inverted-dropout mask (entries 0 or ``1 / (1 - p)``) on the hidden layer.
+
+    Returns
+    -------
+    value : float
+    grads : tuple (gW1, gb1, gW2, gb2)
+    """
+    n = X.shape[0]
+    dt = W1.dtype.type
+    Z = X @ W1
+    S = np.empty_like(Z)
+    softplus_forward_inplace(Z, b1, dt(softplus_alpha), S)  # Z now holds H = s(Z + b1)
+    H = Z if dropout_mask is None else Z * dropout_mask
+    F = (H @ W2).astype(np.float64)
+    F += b2
+    # Softmax cross-entropy (the loss of Section 3), log-sum-exp shifted by the max.
+    Fmax = F.max(axis=1, keepdims=True)
+    E = np.exp(F - Fmax)
+    se = E.sum(axis=1)
+    rows = np.arange(n)
+    value = float(np.mean(np.log(se) + Fmax[:, 0] - F[rows, y]))
+    E /= se[:, None]
+    E[rows, y] -= 1.0
+    dF = (E / n).astype(dt)
+    gW2 = H.T @ dF
+    gb2 = dF.sum(axis=0)
+    dH = dF @ W2.T
+    if dropout_mask is not None:
+        dH *= dropout_mask
+    gZ = None
+    if regularizer == "cross_lipschitz" and lam > 0:
+        # eq. (6) in the analytic one-hidden-layer form of Section 3.2
+        omega, gZ, gW1_direct, gW2_reg = cross_lipschitz_from_derivatives(
+            S, W1, W2, softplus_alpha
+        )
+        value += lam * omega
+    backprop_hidden_inplace(dH, S, gZ, dt(lam))  # dH <- dH * s'(Z) + lam * dOmega/dZ
+    gW1 = X.T @ dH
+    gb1 = dH.sum(axis=0)
+    if regularizer == "cross_lipschitz" and lam > 0:
+        gW1 += dt(lam) * gW1_direct
+        gW2 += dt(lam) * gW2_reg
+    elif regularizer == "weight_decay" and lam > 0:
+        omega, g1, g2 = weight_decay_penalty_and_grad(W1, W2)
+        value += lam * omega
+        gW1 += dt(lam) * g1
+        gW2 += dt(lam) * g2
+    return value, (gW1, gb1, gW2, gb2)
+
+
+class _Layout:
+    """Flattening of (W1, W2, b1, b2) into one float64 vector (sklearn's order)."""
+
+    def __init__(self, d, U, K):
+        self.shapes = [(d, U), (U, K), (U,), (K,)]
+        sizes = [int(np.prod(s)) for s in self.shapes]
+        self.bounds = np.concatenate([[0], np.cumsum(sizes)])
+
+    def pack(self, W1, b1, W2, b2):
+        return np.concatenate(
+            [W1.ravel(), W2.ravel(), b1.ravel(), b2.ravel()], dtype=np.float64
+        )
+
+    def unpack(self, theta, dtype):
+        W1, W2, b1, b2 = (
+            theta[self.bounds[k]:self.bounds[k + 1]].reshape(s).astype(dtype, copy=False)
+            for k, s in enumerate(self.shapes)
+        )
+        return W1, b1, W2, b2
+
+
+def _softmax(F):
+    F = F - F.max(axis=1, keepdims=True)
+    np.exp(F, out=F)
+    F /= F.sum(axis=1, keepdims=True)
+    return F
+
+
+class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
+    """One-hidden-layer softplus network with Cross-Lipschitz regularisation.
+
+    The classifier of Hein & Andriushchenko (2017), Sections 2.3 and 3.2:
+    ``f(x) = W2^T s(W1^T x + b1) + b2`` with the softplus
+    ``s(t) = log(1 + exp(a t)) / a``, one output per class (also for binary
+    problems), trained on the softmax cross-entropy plus ``lam * Omega``
+    (eq. 7). With ``regularizer='cross_lipschitz'``, ``Omega`` is eq. (6): the
+    mean over training points of the squared differences of the input
+    gradients of all pairs of outputs, evaluated in the analytic form of
+    Section 3.2 (cost of about two extra ``n x U^2`` products per evaluation,
+    no ``(n, K, d)`` tensor). The fitted model provides certified robustness
+    radii (Theorem 2.1 with Proposition 2.2) and box-constrained adversarial
+    changes through :class:`~sklearn_crosslip._robustness.RobustnessMixin`.
+
+    Parameters
+    ----------
+    hidden_units : int, default=1024
+        Number of hidden units ``U``.
+    softplus_alpha : float, default=10.0
+        Slope ``a > 0`` of the softplus (the paper uses 10); larger values
+        approach the ReLU.
+    regularizer : {"cross_lipschitz", "weight_decay", "dropout", "none"}, \
+            default="cross_lipschitz"
+        ``"cross_lipschitz"``: eq. (6). ``"weight_decay"``: the squared L2 norm
+        ``||W1||_F^2 + ||W2||_F^2`` (biases excluded). ``"dropout"``: inverted
+        dropout on the hidden layer with rate ``dropout_rate`` (only with a
+        stochastic solver; ``lam`` is ignored). ``"none"``: the plain loss.
+    lam : float or None, default=None
+        Regularisation weight ``lambda >= 0`` of eq. (7). ``None`` uses a
+        default for the chosen regulariser, measured on bundled MNIST:
+        1e-4 for ``"cross_lipschitz"`` and 1e-5 for ``"weight_decay"``.
+    dropout_rate : float, default=0.5
+        Probability in [0, 1) of dropping a hidden unit during training
+        (``regularizer="dropout"`` only).
+    solver : {"lbfgs", "adam", "sgd"}, default="lbfgs"
+        ``"lbfgs"``: scipy's L-BFGS-B on the full deterministic objective.
+        ``"adam"``: Adam on mini-batches (scikit-learn's constants).
+        ``"sgd"``: mini-batch SGD with Nesterov momentum 0.9.
+    max_iter : int, default=200
+        L-BFGS iterations, or epochs for the stochastic solvers.
+    tol : float, default=1e-4
+        L-BFGS: tolerance on the largest gradient entry. Stochastic solvers:
+        training stops when the epoch loss has not improved by ``tol`` for 10
+        consecutive epochs.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size of the stochastic solvers; ``"auto"`` is
+        ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-3
+        Constant step size of the stochastic solvers.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the Glorot-uniform initialisation, the mini-batch order and the
+        dropout masks.
+    warm_start : bool, default=False
+        Start from the weights of the previous call to ``fit`` (same classes,
+        features and ``hidden_units``).
+    verbose : bool or int, default=False
+        Print the objective after each iteration / epoch.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels; output ``j`` belongs to ``classes_[j]``.
+    coefs_ : list of two ndarrays
+        ``[W1 (n_features, hidden_units), W2 (hidden_units, n_classes)]``,
+        float64.
+    intercepts_ : list of two ndarrays
+        ``[b1 (hidden_units,), b2 (n_classes,)]``, float64.
+    lam_ : float
+        The regularisation weight used (``lam`` with ``None`` resolved).
+    loss_ : float
+        Final value of the training objective (7).
+    loss_curve_ : list of float
+        Objective after each L-BFGS iteration, or mean mini-batch objective of
+        each epoch.
+    n_iter_ : int
+        L-BFGS iterations or epochs run.
+    n_features_in_ : int
+        Number of input features.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when ``X`` has string feature names.
+
+    Notes
+    -----
+    Training evaluates the objective in float32 (BLAS single precision, about
+    twice as fast), with the parameter vector, the optimiser state and the
+    fitted weights in float64. Prediction, input gradients and certificates
+    always use the float64 weights.
+
+    The mini-batch loop calls ``self._transform_batch(Xb, yb, rng)`` on every
+    batch (identity here) so that subclasses can add data augmentation or
+    adversarial examples; during that loop ``coefs_``/``intercepts_`` hold the
+    current weights.
+
+    References
+    ----------
+    M. Hein and M. Andriushchenko. Formal Guarantees on the Robustness of a
+    Classifier against Adversarial Manipulation. NIPS 2017.
+
+    Examples
+    --------
+    >>> from sklearn_crosslip import MLPCrossLipClassifier
+    >>> from sklearn_crosslip.datasets import load_digits
+    >>> X, y = load_digits()
+    >>> clf = MLPCrossLipClassifier(hidden_units=64, max_iter=50, random_state=0)
+    >>> clf = clf.fit(X[:500], y[:500])
+    >>> clf.predict(X[:3]).shape
+    (3,)
+    """
+
+    # dtype of the objective evaluations during fit (see Notes).
+    _training_dtype = np.float32
+
+    def __init__(
+        self,
+        hidden_units=1024,
+        softplus_alpha=10.0,
+        regularizer="cross_lipschitz",
+        lam=None,
+        dropout_rate=0.5,
+        solver="lbfgs",
+        max_iter=200,
+        tol=1e-4,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        random_state=None,
+        warm_start=False,
+        verbose=False,
+    ):
+        self.hidden_units = hidden_units
+        self.softplus_alpha = softplus_alpha
+        self.regularizer = regularizer
+        self.lam = lam
+        self.dropout_rate = dropout_rate
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self):
+        """Validate the hyper-parameters; return the resolved ``lam``."""
+
+        def _real(name, value, low, low_open, high=None):
+            # low < value (low_open) or low <= value; value < high when high is given
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+                raise ValueError(f"{name} must be a finite real number; got {value!r}.")
+            if (value <= low if low_open else value < low) or (high is not None and value >= high):
+                left = "(" if low_open else "["
+                right = f"{high})" if high is not None else "inf)"
+                raise ValueError(f"{name} must be in {left}{low}, {right}; got {value!r}.")
+
+        def _int(name, value, low):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
+
+        _int("hidden_units", self.hidden_units, 1)
+        _real("softplus_alpha", self.softplus_alpha, 0, True)
+        if self.regularizer not in _REGULARIZERS:
+            raise ValueError(
+                f"regularizer must be one of {_REGULARIZERS}; got {self.regularizer!r}."
+            )
+        if self.solver not in _SOLVERS:
+            raise ValueError(f"solver must be one of {_SOLVERS}; got {self.solver!r}.")
+        if self.lam is None:
+            lam = _DEFAULT_LAM[self.regularizer]
+        else:
+            _real("lam", self.lam, 0, False)
+            lam = float(self.lam)
+        _real("dropout_rate", self.dropout_rate, 0, False, 1)
+        _int("max_iter", self.max_iter, 1)
+        _real("tol", self.tol, 0, False)
+        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
+            _int("batch_size", self.batch_size, 1)
+        _real("learning_rate_init", self.learning_rate_init, 0, True)
+        if self.regularizer == "dropout" and self.solver == "lbfgs":
+            raise ValueError(
+                "regularizer='dropout' needs a stochastic solver: dropout makes the "
+                "objective random, which L-BFGS cannot minimise. Use solver='adam' or "
+                "solver='sgd', or another regularizer with solver='lbfgs'."
+            )
+        return lam
+
+    # --------------------------------------------------------------------- fit
+    def fit(self, X, y):
+        """Fit the network to the training data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs (finite).
+        y : array-like of shape (n_samples,)
+            Class labels; at least two classes.
+
+        Returns
+        -------
+        self : MLPCrossLipClassifier
+            The fitted estimator.
+        """
+        lam = self._check_params()
+        warm = self.warm_start and hasattr(self, "coefs_")
+        X, y = validate_data(
+            self, X, y, dtype=np.float64, order="C", ensure_all_finite=True, reset=True
+        )
+        check_classification_targets(y)
+        classes, y_idx = np.unique(y, return_inverse=True)
+        if classes.shape[0] < 2:
+            raise ValueError(
+                "MLPCrossLipClassifier needs samples of at least 2 classes in the data, "
+                f"but the data contains only one class: {classes[0]!r}."
+            )
+        n, d = X.shape
+        K, U = classes.shape[0], self.hidden_units
+        if warm:
+            if not np.array_equal(classes, self.classes_):
+                raise ValueError(
+                    "warm_start can only be used where y has the same classes as in the "
+                    f"previous call to fit. Previously got {self.classes_}, y has {classes}."
+                )
+            if self.coefs_[0].shape != (d, U):
+                raise ValueError(
+                    "warm_start needs the same number of features and hidden_units as the "
+                    f"previous fit: coefs_[0] has shape {self.coefs_[0].shape}, "
+                    f"now ({d}, {U})."
+                )
+            W1, W2 = (np.array(w, dtype=np.float64, order="C") for w in self.coefs_)
+            b1, b2 = (np.array(b, dtype=np.float64) for b in self.intercepts_)
+        else:
+            W1, b1, W2, b2 = self._initialize(d, U, K, check_random_state(self.random_state))
+        self.classes_ = classes
+        self.lam_ = lam
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, y_idx.astype(np.intp), W1, b1, W2, b2, lam)
+        else:
+            self._fit_stochastic(X, y_idx.astype(np.intp), W1, b1, W2, b2, lam)
+        return self
+
+    @staticmethod
+    def _initialize(d, U, K, random_state):
+        """Glorot-uniform initialisation as in scikit-learn's MLP."""
+        params = []
+        for fan_in, fan_out in ((d, U), (U, K)):
+            bound = np.sqrt(6.0 / (fan_in + fan_out))
+            params.append(random_state.uniform(-bound, bound, (fan_in, fan_out)))
+            params.append(random_state.uniform(-bound, bound, fan_out))
+        W1, b1, W2, b2 = params
+        return W1, b1, W2, b2
+
+    def _set_params_arrays(self, W1, b1, W2, b2):
+        self.coefs_ = [W1, W2]
+        self.intercepts_ = [b1, b2]
+
+    def _fit_lbfgs(self, X, y, W1, b1, W2, b2, lam):
+        dtype = self._training_dtype
+        Xt = np.ascontiguousarray(X, dtype=dtype)
+        layout = _Layout(*W1.shape, W2.shape[1])
+        a, reg = float(self.softplus_alpha), self.regularizer
+
+        def fun(theta):
+            p = layout.unpack(theta, dtype)
+            value, (gW1, gb1, gW2, gb2) = _loss_and_grad(*p, Xt, y, a, reg, lam)
+            return value, layout.pack(gW1, gb1, gW2, gb2)
+
+        curve = []
+
+        def callback(intermediate_result):
+            curve.append(float(intermediate_result.fun))
+            if self.verbose:
+                print(f"Iteration {len(curve)}, objective = {curve[-1]:.8f}")
+
+        res = scipy.optimize.minimize(
+            fun,
+            layout.pack(W1, b1, W2, b2),
+            method="L-BFGS-B",
+            jac=True,
+            callback=callback,
+            options={
+                "maxiter": self.max_iter,
+                "maxfun": max(15000, 2 * self.max_iter),
+                "gtol": self.tol,
+            },
+        )
+        self._set_params_arrays(*layout.unpack(np.asarray(res.x, dtype=np.float64), np.float64))
+        self.n_iter_ = int(res.nit)
+        self.loss_ = float(res.fun)
+        self.loss_curve_ = curve
+        if res.status == 1:
+            warnings.warn(
+                f"L-BFGS stopped after max_iter={self.max_iter} iterations (or the "
+                "function-evaluation limit) without reaching tol; increase max_iter.",
+                ConvergenceWarning,
+            )
+        elif self.verbose and res.status != 0:
+            print(f"L-BFGS stopped: {res.message}")
+
+    def _transform_batch(self, Xb, yb, rng):
+        """Hook applied to every mini-batch of the stochastic solvers.
+
+        Subclasses override it for data augmentation or adversarial training;
+        ``self.coefs_`` and ``self.intercepts_`` hold the current weights.
+
+        Parameters
+        ----------
+        Xb : ndarray of shape (m, n_features), float64
+            Batch inputs (a copy; may be modified).
+        yb : ndarray of shape (m,), int
+            Class indices into ``classes_``.
+        rng : numpy.random.Generator
+            The fit's random generator (seeded from ``random_state``).
+
+        Returns
+        -------
+        Xb : ndarray of shape (m', n_features)
+        yb : ndarray of shape (m',), int
+            The batch to train on (any size ``m' >= 1``).
+        """
+        return Xb, yb
+
+    def _fit_stochastic(self, X, y, W1, b1, W2, b2, lam):
+        dtype = self._training_dtype
+        n = X.shape[0]
+        params = [W1, b1, W2, b2]  # float64, updated in place; visible as coefs_
+        self._set_params_arrays(*params)
+        self.loss_curve_ = []
+        rs = check_random_state(self.random_state)
+        rng = np.random.default_rng(rs.randint(np.iinfo(np.int32).max))
+        bs = min(200, n) if self.batch_size == "auto" else min(int(self.batch_size), n)
+        a, reg, lr = float(self.softplus_alpha), self.regularizer, float(self.learning_rate_init)
+        keep = 1.0 - float(self.dropout_rate)
+        first = [np.zeros_like(p) for p in params]
+        second = [np.zeros_like(p) for p in params] if self.solver == "adam" else None
+        t = 0
+        best, no_improve = np.inf, 0
+        epoch = 0
+        for epoch in range(self.max_iter):
+            perm = rng.permutation(n)
+            total, seen = 0.0, 0
+            for start in range(0, n, bs):
+                idx = perm[start:start + bs]
+                Xb, yb = self._transform_batch(X[idx], y[idx], rng)
+                Xb = np.ascontiguousarray(Xb, dtype=dtype)
+                yb = np.asarray(yb, dtype=np.intp)
+                pd = [p.astype(dtype) for p in params]
+                mask = None
+                if reg == "dropout" and keep < 1.0:
+                    mask = (rng.random((Xb.shape[0], W1.shape[1]), dtype=np.float32) < keep)
+                    mask = mask.astype(dtype) / dtype(keep)
+                value, grads = _loss_and_grad(*pd, Xb, yb, a, reg, lam, dropout_mask=mask)
+                total += value * Xb.shape[0]
+                seen += Xb.shape[0]
+                t += 1
+                if self.solver == "adam":
+                    step = lr * np.sqrt(1.0 - _ADAM_BETA2**t) / (1.0 - _ADAM_BETA1**t)
+                    for p, g, m1, m2 in zip(params, grads, first, second):
+                        m1 *= _ADAM_BETA1
+                        m1 += (1.0 - _ADAM_BETA1) * g
+                        m2 *= _ADAM_BETA2
+                        m2 += (1.0 - _ADAM_BETA2) * np.square(g, dtype=np.float64)
+                        p -= step * m1 / (np.sqrt(m2) + _ADAM_EPS)
+                else:  # SGD with Nesterov momentum, as scikit-learn's
+                    for p, g, v in zip(params, grads, first):
+                        v *= _MOMENTUM
+                        v -= lr * g
+                        p += _MOMENTUM * v - lr * g
+            epoch_loss = total / seen
+            self.loss_curve_.append(epoch_loss)
+            if self.verbose:
+                print(f"Epoch {epoch + 1}, objective = {epoch_loss:.8f}")
+            if not np.isfinite(epoch_loss):
+                raise ValueError(
+                    "The training objective became non-finite; lower learning_rate_init."
+                )
+            if epoch_loss > best - self.tol:
+                no_improve += 1
+            else:
+                no_improve = 0
+            best = min(best, epoch_loss)
+            if no_improve > _N_ITER_NO_CHANGE:
+                break
+        else:
+            warnings.warn(
+                f"Stochastic solver {self.solver!r} reached max_iter={self.max_iter} "
+                "epochs without converging; increase max_iter.",
+                ConvergenceWarning,
+            )
+        self.n_iter_ = epoch + 1
+        self.loss_ = self.loss_curve_[-1]
+
+    # ----------------------------------------------------------------- predict
+    def _validate_X_predict(self, X):
+        check_is_fitted(self)
+        return validate_data(
+            self, X, reset=False, dtype=np.float64, order="C", ensure_all_finite=True
+        )
+
+    def decision_function(self, X):
+        """Decision values ``f(x)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            For two classes ``f_1(x) - f_0(x)`` (positive means ``classes_[1]``),
+            otherwise the ``n_classes`` outputs.
+        """
+        F = self._logits(self._validate_X_predict(X))
+        return F[:, 1] - F[:, 0] if F.shape[1] == 2 else F
+
+    def predict_proba(self, X):
+        """Class probabilities ``softmax(f(x))``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        return _softmax(self._logits(self._validate_X_predict(X)))
+
+    def predict_log_proba(self, X):
+        """Logarithm of the class probabilities, computed stably.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        F = self._logits(self._validate_X_predict(X))
+        F -= F.max(axis=1, keepdims=True)
+        F -= np.log(np.exp(F).sum(axis=1, keepdims=True))
+        return F
+
+    def predict(self, X):
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        F = self._logits(self._validate_X_predict(X))
+        return self.classes_[np.argmax(F, axis=1)]
+
+    # ---------------------------------------------------------------- protocol
+    def _hidden(self, X):
+        """Pre-activations (without bias), activations and derivatives, float64."""
+        W1, b1 = self.coefs_[0], self.intercepts_[0]
+        Z = X @ W1
+        H, S = softplus_and_derivative(Z, b1, np.float64(self.softplus_alpha))
+        return Z, H, S
+
+    def _logits(self, X):
+        """Outputs ``f_j(x)``, shape (m, n_classes), float64 (X validated)."""
+        W2, b2 = self.coefs_[1], self.intercepts_[1]
+        out = np.empty((X.shape[0], W2.shape[1]), dtype=np.float64)
+        for s in range(0, X.shape[0], _EVAL_BLOCK):
+            _, H, _ = self._hidden(X[s:s + _EVAL_BLOCK])
+            out[s:s + _EVAL_BLOCK] = H @ W2 + b2
+        return out
+
+    def _logits_error(self, X):
+        """Upper bound on the absolute floating-point error of every logit, shape (m,).
+
+        Standard dot-product error bounds (any summation order):
+        ``|fl(z) - z| <= gamma_{d+1} (|X| |W1| + |b1|)``; the softplus is
+        1-Lipschitz and evaluated to a few ulps, so ``|fl(h) - h| <= e_z +
+        8u (|h| + |z| + e_z)``; then ``|fl(f_j) - f_j| <= gamma_{U+1}
+        (|W2|^T (|h| + e_h) + |b2|) + |W2|^T e_h``. The result is doubled to
+        cover the rounding of this computation itself.
+        """
+        W1, W2 = self.coefs_
+        b1, b2 = self.intercepts_
+        d, U = W1.shape
+        u = np.finfo(np.float64).eps / 2
+
+        def gamma(k):
+            return k * u / (1.0 - k * u)
+
+        aW1, aW2, ab1, ab2 = np.abs(W1), np.abs(W2), np.abs(b1), np.abs(b2)
+        out = np.empty(X.shape[0], dtype=np.float64)
+        for s in range(0, X.shape[0], _EVAL_BLOCK):
+            Xb = X[s:s + _EVAL_BLOCK]
+            Z, H, _ = self._hidden(Xb)
+            Z += b1
+            ez = gamma(d + 1) * (np.abs(Xb) @ aW1 + ab1)
+            eh = ez + 8 * u * (np.abs(H) + np.abs(Z) + ez)
+            ef = gamma(U + 1) * ((np.abs(H) + eh) @ aW2 + ab2) + eh @ aW2
+            out[s:s + _EVAL_BLOCK] = 2.0 * ef.max(axis=1)
+        return out
+
+    def _input_gradients(self, X):
+        """Input gradients ``grad f_j(x) = W1 (s'(z) * W2[:, j])``, shape (m, K, d)."""
+        W1, W2 = self.coefs_
+        b1 = self.intercepts_[0]
+        m, d = X.shape
+        U, K = W2.shape
+        out = np.empty((m, K, d), dtype=np.float64)
+        block = max(1, min(_EVAL_BLOCK, 4_000_000 // max(1, K * U)))
+        for s in range(0, m, block):
+            S = softplus_derivative(X[s:s + block] @ W1, b1, np.float64(self.softplus_alpha))
+            T = S[:, None, :] * W2.T[None, :, :]  # (b, K, U)
+            out[s:s + block] = (T.reshape(-1, U) @ W1.T).reshape(-1, K, d)
+        return out
+
+    def _local_cross_lipschitz(self, X, c, R, active=None, lo=None, hi=None, method="local"):
+        """Upper bounds on the local cross-Lipschitz constants (Proposition 2.2)."""
+        from .bounds import mlp_bounds
+
+        return mlp_bounds.local_cross_lipschitz(
+            self.coefs_[0], self.intercepts_[0], self.coefs_[1], self.softplus_alpha,
+            X, c, R, active, lo, hi, method,
+        )
+
+    def _global_cross_lipschitz(self):
+        """R-independent upper bounds on ``||grad f_c - grad f_j||_2``, shape (K, K)."""
+        from .bounds import mlp_bounds
+
+        return mlp_bounds.global_cross_lipschitz(self.coefs_[0], self.coefs_[1])
