@@ -243,14 +243,12 @@ def test_worst_case_guards(p, monkeypatch):
     monkeypatch.setattr(kern, "_MAX_NEWTON", 1)
     monkeypatch.setattr(kern, "_MAX_SELECT", 1)
     for i in range(m):
-        out = np.empty(d)
-        s1, s2, s3 = np.empty(d), np.empty(d), np.empty(d)
-        idx = np.empty(d, dtype=np.int64)
+        out, s1, s2 = np.empty(d), np.empty(d), np.empty(d)
         # py_func runs the Python source, which reads the patched module globals
         if p == 1:
-            ok, _ = py1(G[i], B[i], X[i], lo, hi, False, out, s1, s2, idx)
+            ok, _ = py1(G[i], B[i], X[i], lo, hi, False, out, s1, s2, np.empty(d), np.empty(d))
         else:
-            ok, _ = py1(G[i], B[i], X[i], lo, hi, p == np.inf, False, out, s1, s2, s3, idx)
+            ok, _ = py1(G[i], B[i], X[i], lo, hi, p == np.inf, False, out, s1, s2)
         assert ok
         assert abs(_norm(out, p) - _norm(fast[i], p)) <= 1e-10 * max(1.0, _norm(fast[i], p))
         _check_feasible(G[i], B[i], X[i], out, lo, hi)
