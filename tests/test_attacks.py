@@ -151,7 +151,7 @@ def test_linear_model_with_box_matches_min_over_classes(p):
     if (~reachable).any():
         assert any("No adversarial perturbation" in str(w.message) for w in rec)
     _check_flips_and_box(est, X[reachable], D[reachable], box=(0, 1))
-    np.testing.assert_allclose(np.linalg.norm(D[reachable], ord=p, axis=1), ref[reachable], rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(D[reachable], ord=p, axis=1), ref[reachable], rtol=1e-5, atol=1e-7)
 
 
 def test_boundary_search_false_returns_first_flipping_solution(linear):

@@ -65,6 +65,7 @@ __all__ = ["adversarial_perturbation"]
 _LADDER = np.array([1.0 + 1e-4, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0])
 _SEARCH_RTOL = 1e-6  # relative width of the final bracket on s
 _SEARCH_MAX_ITER = 60
+_FLIP_RTOL = 1e-9  # see _margin
 _FALLBACK_ITER = 30  # DeepFool-style steps for points that no trial flips
 # Doubles of the (n, K, d) gradient tensor held at once per chunk.
 _CHUNK_DOUBLES = 10_000_000
@@ -93,18 +94,22 @@ def _inside(X, delta, lo, hi):
 
 
 def _margin(F, c, tgt):
-    """Margin ``h`` (>= 0 before the flip, <= 0 after) and the flip flag."""
+    """Margin ``h`` (>= 0 before the flip, <= 0 after) and the flip flag.
+
+    A flip counts only with a margin of at least ``_FLIP_RTOL`` times the
+    logit scale, so that it survives the last-bit differences of evaluating
+    the same point in another batch (BLAS blocking) or with ``predict``.
+    """
     rows = np.arange(F.shape[0])
-    pred = np.argmax(F, axis=1)
+    Fo = F.copy()
     if tgt is None:
-        Fo = F.copy()
         Fo[rows, c] = -np.inf
         h = F[rows, c] - Fo.max(axis=1)
-        return h, pred != c
-    Fo = F.copy()
-    Fo[rows, tgt] = -np.inf
-    h = Fo.max(axis=1) - F[rows, tgt]
-    return h, pred == tgt
+    else:
+        Fo[rows, tgt] = -np.inf
+        h = Fo.max(axis=1) - F[rows, tgt]
+    tol = _FLIP_RTOL * (1.0 + np.abs(F).max(axis=1))
+    return h, h < -tol
 
 
 class _Problem:
