@@ -101,7 +101,9 @@ def test_linear_model_is_exact_without_box(linear, p, p_dual):
     est, X = linear
     D = adversarial_perturbation(est, X, norm=p)
     _check_flips_and_box(est, X, D)
-    np.testing.assert_allclose(np.linalg.norm(D, ord=p, axis=1), _linear_closed_form(est, X, p_dual), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.linalg.norm(D, ord=p, axis=1), _linear_closed_form(est, X, p_dual), rtol=1e-5
+    )
 
 
 def test_linear_model_targeted(linear):
@@ -151,7 +153,9 @@ def test_linear_model_with_box_matches_min_over_classes(p):
     if (~reachable).any():
         assert any("No adversarial perturbation" in str(w.message) for w in rec)
     _check_flips_and_box(est, X[reachable], D[reachable], box=(0, 1))
-    np.testing.assert_allclose(np.linalg.norm(D[reachable], ord=p, axis=1), ref[reachable], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        np.linalg.norm(D[reachable], ord=p, axis=1), ref[reachable], rtol=1e-5, atol=1e-7
+    )
 
 
 def test_boundary_search_false_returns_first_flipping_solution(linear):
@@ -159,7 +163,9 @@ def test_boundary_search_false_returns_first_flipping_solution(linear):
     D = adversarial_perturbation(est, X, boundary_search=False)
     _check_flips_and_box(est, X, D)
     # first ladder rung: 1e-4 past the linearised boundary
-    np.testing.assert_allclose(np.linalg.norm(D, axis=1), _linear_closed_form(est, X, 2) * (1 + 1e-4), rtol=1e-6)
+    np.testing.assert_allclose(
+        np.linalg.norm(D, axis=1), _linear_closed_form(est, X, 2) * (1 + 1e-4), rtol=1e-6
+    )
 
 
 def test_no_flip_possible_gives_nan_and_one_warning():
@@ -232,6 +238,27 @@ def test_targeted_with_string_labels_and_per_sample_targets():
     D = adversarial_perturbation(est, X[sel], target="c")
     ok = ~np.isnan(D).any(1)
     _check_flips_and_box(est, X[sel][ok], D[ok], target="c")
+
+
+@pytest.mark.parametrize("p", NORMS)
+def test_iterative_fallback_alone_flips(mlp, monkeypatch, p):
+    # Make every linearised trial fail (s = 1e-3 never reaches the boundary):
+    # all points then go through the DeepFool-style fallback + segment search.
+    import sklearn_crosslip.attacks.boundary as bnd
+
+    est, X = mlp
+    D_ref = adversarial_perturbation(est, X, norm=p, box=(0, 1))
+    monkeypatch.setattr(bnd, "_LADDER", np.array([1e-3]))
+    D = adversarial_perturbation(est, X, norm=p, box=(0, 1))
+    ok = ~np.isnan(D).any(1)
+    assert ok.mean() > 0.9
+    _check_flips_and_box(est, X[ok], D[ok], (0, 1))
+    # the segment search ends just past the boundary: shrinking flips back
+    back = est.predict(X[ok] + (1 - 1e-4) * D[ok]) == est.predict(X[ok])
+    assert back.mean() > 0.95
+    both = ok & ~np.isnan(D_ref).any(1)
+    ratio = np.linalg.norm(D[both], ord=p, axis=1) / np.linalg.norm(D_ref[both], ord=p, axis=1)
+    assert np.median(ratio) < 1.5  # a usable, if looser, upper bound
 
 
 def test_n_jobs_gives_the_same_result(mlp, monkeypatch):

@@ -68,7 +68,10 @@ def _linprog_ref(g, b, x, lo_v, hi_v, p):
     """Reference optimum of (8) for p in {1, inf} with HiGHS (None if infeasible)."""
     d = g.size
     bounds_delta = [
-        (None if not np.isfinite(lo_v[i]) else lo_v[i] - x[i], None if not np.isfinite(hi_v[i]) else hi_v[i] - x[i])
+        (
+            None if not np.isfinite(lo_v[i]) else lo_v[i] - x[i],
+            None if not np.isfinite(hi_v[i]) else hi_v[i] - x[i],
+        )
         for i in range(d)
     ]
     eye = np.eye(d)
@@ -215,7 +218,9 @@ def test_unbounded_closed_forms():
     x = rng.normal(size=(50, 12))
     d2, ok = min_norm_box_halfspace(g, b, x, p=2)
     assert ok.all()
-    np.testing.assert_allclose(np.linalg.norm(d2, axis=1), b / np.linalg.norm(g, axis=1), rtol=1e-13)
+    np.testing.assert_allclose(
+        np.linalg.norm(d2, axis=1), b / np.linalg.norm(g, axis=1), rtol=1e-13
+    )
     dinf, _ = min_norm_box_halfspace(g, b, x, p="inf")
     np.testing.assert_allclose(np.abs(dinf).max(axis=1), b / np.abs(g).sum(axis=1), rtol=1e-13)
     d1, _ = min_norm_box_halfspace(g, b, x, p=1)

@@ -405,7 +405,9 @@ def _attack_chunk(est, X, F, c, tgt, lo, hi, p_code, boundary_search, refine_ste
     idx = np.flatnonzero(found)
     if boundary_search and idx.size:
         path = _HalfspacePath(
-            prob, X[idx], np.ascontiguousarray(Gc[idx, jc[idx]]), np.ascontiguousarray(Bc[idx, jc[idx]])
+            prob, X[idx],
+            np.ascontiguousarray(Gc[idx, jc[idx]]),
+            np.ascontiguousarray(Bc[idx, jc[idx]]),
         )
         delta[idx] = _boundary_search(
             prob, path, X[idx], c[idx], None if tgt is None else tgt[idx],
@@ -439,7 +441,8 @@ def _check_target(est, target, c, m):
         t_arr = np.full(m, target, dtype=t_arr.dtype)
     if t_arr.shape != (m,):
         raise ValueError(
-            f"target must be None, a class label or an array of shape ({m},); got shape {t_arr.shape}."
+            f"target must be None, a class label or an array of shape ({m},); "
+            f"got shape {t_arr.shape}."
         )
     idx = np.empty(m, np.int64)
     lookup = {lab: k for k, lab in enumerate(classes.tolist())}
@@ -447,7 +450,8 @@ def _check_target(est, target, c, m):
         k = lookup.get(lab)
         if k is None:
             raise ValueError(
-                f"target contains {lab!r}, which is not a known class; classes_ is {classes.tolist()!r}."
+                f"target contains {lab!r}, which is not a known class; "
+                f"classes_ is {classes.tolist()!r}."
             )
         idx[i] = k
     same = idx == c
@@ -519,7 +523,11 @@ def adversarial_perturbation(
     lo, hi = np.ascontiguousarray(lo), np.ascontiguousarray(hi)
     if not isinstance(boundary_search, (bool, np.bool_)):
         raise ValueError(f"boundary_search must be a bool; got {boundary_search!r}.")
-    if isinstance(refine_steps, bool) or not isinstance(refine_steps, numbers.Integral) or refine_steps < 0:
+    if (
+        isinstance(refine_steps, bool)
+        or not isinstance(refine_steps, numbers.Integral)
+        or refine_steps < 0
+    ):
         raise ValueError(f"refine_steps must be a non-negative integer; got {refine_steps!r}.")
     n_jobs = check_n_jobs_param(n_jobs)
     if m == 0:

@@ -42,7 +42,9 @@ def _bound_array(v, d, default, name):
     if arr.ndim == 0:
         arr = np.full(d, float(arr))
     if arr.shape != (d,):
-        raise ValueError(f"{name} must be None, a scalar or have shape ({d},); got shape {arr.shape}.")
+        raise ValueError(
+            f"{name} must be None, a scalar or have shape ({d},); got shape {arr.shape}."
+        )
     if np.isnan(arr).any():
         raise ValueError(f"{name} contains NaN.")
     return np.ascontiguousarray(arr)
