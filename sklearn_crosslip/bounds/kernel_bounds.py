@@ -293,17 +293,16 @@ def local_cross_lipschitz(
             weighted_abs_sums(phi, A, cb, jlist, mask, rest)
             rest *= two_g * (1.0 + 4 * EPS)
         else:
-            sel = np.broadcast_to(np.arange(n), (mb, n))
+            sel = np.zeros((mb, 1), dtype=np.int64)  # unused: all points
             rest = np.zeros((mb, J))
         sel = np.ascontiguousarray(sel, dtype=np.int64)
-        fast = _prop21(d2, derr, Dfit, Derr, Dmax, sel, Rb, gamma, A, cb, jlist)
+        fast = _prop21(d2, derr, Dfit, Derr, Dmax, sel, N >= n, Rb, gamma, A, cb, jlist)
         fast = (fast + rest) * (1.0 + 2 * EPS)
         best = np.minimum(best, fast)
         full = None
         if method == "local":
             if N < n:
-                sel_all = np.ascontiguousarray(np.broadcast_to(np.arange(n), (mb, n)))
-                full = _prop21(d2, derr, Dfit, Derr, Dmax, sel_all, Rb, gamma, A, cb, jlist)
+                full = _prop21(d2, derr, Dfit, Derr, Dmax, sel, True, Rb, gamma, A, cb, jlist)
             else:
                 full = fast
             best = np.minimum(best, full)
@@ -322,12 +321,12 @@ def local_cross_lipschitz(
     return (out, parts) if return_parts else out
 
 
-def _prop21(d2, derr, Dfit, Derr, Dmax, sel, R, gamma, A, c, jlist):
+def _prop21(d2, derr, Dfit, Derr, Dmax, sel, use_all, R, gamma, A, c, jlist):
     """``2 gamma sqrt(sum + err)`` of :func:`prop21_sums`, rounded up."""
     mb, J = jlist.shape
     s = np.empty((mb, J))
     e = np.empty((mb, J))
     nsel = np.full(mb, sel.shape[1], dtype=np.int64)
-    prop21_sums(d2, derr, Dfit, Derr, Dmax, sel, nsel, R, gamma, A, c, jlist, s, e)
+    prop21_sums(d2, derr, Dfit, Derr, Dmax, sel, nsel, bool(use_all), R, gamma, A, c, jlist, s, e)
     val = np.sqrt(np.maximum(s + e * (1.0 + 4 * EPS) + 4 * EPS * np.abs(s), 0.0))
     return val * (2.0 * gamma) * (1.0 + 8 * EPS)

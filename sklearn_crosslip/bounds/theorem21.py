@@ -21,7 +21,10 @@ Facts used by the search (all elementary):
   ``min_j m_j / Lg_j`` (used as the starting point, so the local radius is never
   below the global one), and at a trial ``R`` a class ``j`` with
   ``m_j / Lg_j >= R`` cannot make ``g(R) < R``, nor lower ``min(g(R), R)``:
-  it is pruned (not evaluated).
+  it is pruned (not evaluated). For ``bound="local"`` a second filter uses the
+  model's cheap sound bound (``method="local_fast"``, never smaller than the
+  ``"local"`` one): classes whose cheap ratio already reaches ``R`` are not
+  sent to the expensive bound.
 * ``L_j(R)`` at ``R = 0`` is (up to rounding) the exact gradient norm; any
   single class's ``m_j / L_j(0)`` is an upper bound on ``g(0) >= R*``, which
   gives the upper end of the bracket.
@@ -59,6 +62,7 @@ __all__ = ["certified_radius"]
 _BOUNDS = ("local", "local_fast", "global")
 RTOL = 1e-3  # relative gap between the certified value and the bracket's upper end
 MAX_ITER = 40  # bound evaluations per point and stage (safety net; ~4-10 are typical)
+FIRST_GEOMETRIC = True
 _MIN_BLOCK = 64  # do not split below this many points per joblib task
 
 
@@ -98,6 +102,20 @@ class _Search:
         self.rtol, self.max_iter = rtol, max_iter
         self.n_eval = np.zeros(X.shape[0], dtype=np.int64)
 
+    def _ratios(self, sub, R, act, box, method):
+        """Rounded-down ``m_j / L_j(R)`` on ``act`` entries (inf elsewhere)."""
+        lo, hi = (self.lo_box, self.hi_box) if box else (None, None)
+        L = np.asarray(
+            self.est._local_cross_lipschitz(self.X[sub], self.c[sub], R, act, lo, hi, method),
+            dtype=np.float64,
+        )
+        if L.shape != act.shape:
+            raise ValueError(
+                f"_local_cross_lipschitz returned shape {L.shape}; expected {act.shape}."
+            )
+        L = np.where(act, L, np.inf)
+        return np.where(act, _ratio_down(self.marg[sub], L), np.inf)
+
     def evaluate(self, idx, R, box):
         """``g`` at ``R`` for points ``idx`` over the non-pruned classes.
 
@@ -113,15 +131,15 @@ class _Search:
         rows = np.flatnonzero(act.any(axis=1))
         if rows.size:
             sub = idx[rows]
-            lo, hi = (self.lo_box, self.hi_box) if box else (None, None)
-            L = np.asarray(
-                self.est._local_cross_lipschitz(
-                    self.X[sub], self.c[sub], R[rows], act[rows], lo, hi, self.method
-                ),
-                dtype=np.float64,
-            )
-            L = np.where(act[rows], L, np.inf)
-            rat = np.where(act[rows], _ratio_down(self.marg[sub], L), np.inf)
+            rat = self._ratios(sub, R[rows], act[rows], box, "local_fast")
+            if self.method == "local":
+                # two stages: the cheap sound bound prunes classes whose ratio already
+                # reaches R (L_local <= L_fast, so their local ratio does too)
+                need = act[rows] & (rat < R[rows, None])
+                r2 = np.flatnonzero(need.any(axis=1))
+                if r2.size:
+                    rl = self._ratios(sub[r2], R[rows][r2], need[r2], box, "local")
+                    rat[r2] = np.where(need[r2], np.maximum(rl, rat[r2]), rat[r2])
             g_act[rows] = rat.min(axis=1)
             j_act[rows] = rat.argmin(axis=1)
             self.n_eval[sub] += 1
@@ -193,7 +211,7 @@ class _Search:
         evaluations, the upper end is tried first (``g(hi) <= R*``).
         """
         w = hi - b
-        t = hi.copy()
+        t = np.sqrt(hi * b) if FIRST_GEOMETRIC else hi.copy()
         inf_hi = ~np.isfinite(hi)
         t[inf_hi] = np.maximum(2.0 * b[inf_hi], 1e-300)
         model = ~inf_hi & np.isfinite(t2) & np.isfinite(a1) & np.isfinite(a2) & (t2 != t1)
