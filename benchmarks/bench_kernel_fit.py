@@ -1,0 +1,193 @@
+"""Speed, memory and accuracy of KernelCrossLipClassifier.fit on bundled MNIST.
+
+Run from the repository root (heavy: wrap it in ``flock /tmp/cpu.lock`` on a
+shared machine)::
+
+    python benchmarks/bench_kernel_fit.py          # full (about 15 minutes on 2 cores)
+    python benchmarks/bench_kernel_fit.py --quick  # reduced grid and repeats
+
+Prints, measured in the same run on the bundled 5000 training / 10000 test images:
+
+(a) median wall time of one L-BFGS iteration with ``regularizer='cross_lipschitz'``
+    and with ``'rkhs'`` (same gamma; target ratio <= 1.5);
+(b) the whole default ``'cross_lipschitz'`` fit (precomputation included) against
+    ``sklearn.svm.SVC(kernel='rbf')`` at the same gamma (target ratio <= 4);
+(c) the peak memory of that fit (tracemalloc and the process's peak RSS, measured
+    in fresh subprocesses; target < 2 GB);
+(d) test errors of K-CL over a (gamma_scale, lam) grid and of SVC over a
+    (gamma, C) grid (target: best K-CL <= best SVC + 0.3 percentage points).
+"""
+
+import argparse
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+MEMORY_CHILD = r"""
+import resource, sys, time, tracemalloc
+import numpy as np
+from sklearn_crosslip.datasets import load_mnist
+from sklearn_crosslip.kernel import KernelCrossLipClassifier
+X, y, _, _ = load_mnist()
+mode = sys.argv[1]
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if mode == "tracemalloc":
+    tracemalloc.start()
+KernelCrossLipClassifier().fit(X, y)
+if mode == "tracemalloc":
+    print(tracemalloc.get_traced_memory()[1])
+else:
+    print(base * 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def _median(values):
+    return float(np.median(np.asarray(values, dtype=float)))
+
+
+def _fit_timed(est, X, y):
+    t0 = time.perf_counter()
+    est.fit(X, y)
+    return time.perf_counter() - t0
+
+
+def bench_iteration(X, y, n_repeats, n_iter):
+    """(a) median time per L-BFGS iteration, CL vs RKHS, interleaved repeats."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from sklearn_crosslip.kernel import KernelCrossLipClassifier
+
+    per = {"cross_lipschitz": [], "rkhs": []}
+    pre = {"cross_lipschitz": [], "rkhs": []}
+    import warnings
+
+    for _ in range(n_repeats):
+        for reg, lam in (("cross_lipschitz", 1e-2), ("rkhs", 1e-6)):
+            est = KernelCrossLipClassifier(regularizer=reg, lam=lam, max_iter=n_iter, tol=0.0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                est.fit(X, y)
+            stats = est._fit_stats
+            per[reg].append(_median(stats["iteration_s"]))
+            pre[reg].append(stats["precompute_s"])
+    cl, rk = _median(per["cross_lipschitz"]), _median(per["rkhs"])
+    print("(a) time per L-BFGS iteration (median over iterations, then over "
+          f"{n_repeats} interleaved fits of {n_iter} iterations)")
+    print(f"    cross_lipschitz: {1e3 * cl:7.1f} ms   (precomputation {_median(pre['cross_lipschitz']):.2f} s)")
+    print(f"    rkhs           : {1e3 * rk:7.1f} ms   (precomputation {_median(pre['rkhs']):.2f} s)")
+    print(f"    ratio CL / RKHS: {cl / rk:.2f}   (target <= 1.5: {'PASS' if cl / rk <= 1.5 else 'FAIL'})")
+    return cl / rk
+
+
+def bench_fit_vs_svc(X, y, X_test, y_test, n_repeats):
+    """(b) whole default CL fit vs SVC(kernel='rbf') at the same gamma."""
+    from sklearn.svm import SVC
+
+    from sklearn_crosslip.kernel import KernelCrossLipClassifier
+
+    t_cl, t_svc, iters, pre = [], [], [], []
+    est = svc = None
+    for _ in range(n_repeats):
+        est = KernelCrossLipClassifier()
+        t_cl.append(_fit_timed(est, X, y))
+        iters.append(est.n_iter_)
+        pre.append(est._fit_stats["precompute_s"])
+        svc = SVC(kernel="rbf", gamma=est.gamma_, C=10.0)
+        t_svc.append(_fit_timed(svc, X, y))
+    cl, sv = _median(t_cl), _median(t_svc)
+    err_cl = 100 * np.mean(est.predict(X_test) != y_test)
+    err_svc = 100 * np.mean(svc.predict(X_test) != y_test)
+    print(f"(b) whole fit, median of {n_repeats} interleaved repeats, gamma = KNN40 rule "
+          f"= {est.gamma_:.5f}")
+    print(f"    KernelCrossLipClassifier() : {cl:6.2f} s  (precomputation {_median(pre):.2f} s, "
+          f"{int(np.median(iters))} iterations; all: {', '.join(f'{t:.2f}' for t in t_cl)})")
+    print(f"    SVC(rbf, same gamma, C=10) : {sv:6.2f} s  (all: {', '.join(f'{t:.2f}' for t in t_svc)})")
+    print(f"    ratio: {cl / sv:.2f}   (target <= 4: {'PASS' if cl / sv <= 4 else 'FAIL'})")
+    print(f"    test error: K-CL (defaults) {err_cl:.2f} %, SVC {err_svc:.2f} %")
+    return cl / sv
+
+
+def bench_memory():
+    """(c) peak memory of the default fit, in fresh processes."""
+    out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, "tracemalloc"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    traced = int(out[-1])
+    out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, "rusage"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    base, peak = int(out[-2]), int(out[-1])
+    gb = 1024**3
+    print("(c) peak memory of KernelCrossLipClassifier().fit on 5000 x 784")
+    print(f"    tracemalloc peak (numpy/Python allocations during fit): {traced / gb:.2f} GB")
+    print(f"    process peak RSS: {peak / gb:.2f} GB (before fit, data loaded: {base / gb:.2f} GB)")
+    print(f"    target < 2 GB: {'PASS' if max(traced, peak) < 2 * gb else 'FAIL'}")
+
+
+def bench_accuracy(X, y, X_test, y_test, gamma_scales, lams, svc_scales, svc_Cs):
+    """(d) best test error of K-CL over a grid vs best SVC over a comparable grid."""
+    from sklearn.svm import SVC
+
+    from sklearn_crosslip.kernel import KernelCrossLipClassifier
+
+    print("(d) test error on the 10000 MNIST test images")
+    best_cl = (np.inf, None)
+    gamma0 = None
+    for gs in gamma_scales:
+        row = []
+        for lam in lams:
+            est = KernelCrossLipClassifier(gamma_scale=gs, lam=lam)
+            t = _fit_timed(est, X, y)
+            err = 100 * np.mean(est.predict(X_test) != y_test)
+            gamma0 = est.gamma_ / gs
+            row.append(f"lam={lam:g}: {err:.2f}% ({t:.1f}s, {est.n_iter_} it)")
+            best_cl = min(best_cl, (err, (gs, lam)))
+        print(f"    K-CL gamma_scale={gs:g}: " + "; ".join(row), flush=True)
+    best_svc = (np.inf, None)
+    for gs in svc_scales:
+        row = []
+        for C in svc_Cs:
+            svc = SVC(kernel="rbf", gamma=gs * gamma0, C=C)
+            t = _fit_timed(svc, X, y)
+            err = 100 * np.mean(svc.predict(X_test) != y_test)
+            row.append(f"C={C:g}: {err:.2f}% ({t:.1f}s)")
+            best_svc = min(best_svc, (err, (gs, C)))
+        print(f"    SVC  gamma={gs:g} x KNN40 gamma: " + "; ".join(row), flush=True)
+    diff = best_cl[0] - best_svc[0]
+    print(f"    best K-CL {best_cl[0]:.2f}% at (gamma_scale, lam)={best_cl[1]}; best SVC "
+          f"{best_svc[0]:.2f}% at (gamma_scale, C)={best_svc[1]}")
+    print(f"    difference {diff:+.2f} pp (target <= +0.3: {'PASS' if diff <= 0.3 else 'FAIL'})")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller grids")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,c,d")
+    args = parser.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+
+    from sklearn_crosslip.datasets import load_mnist
+
+    X, y, X_test, y_test = load_mnist()
+    print(f"MNIST: train {X.shape}, test {X_test.shape}; "
+          f"{'quick' if args.quick else 'full'} run", flush=True)
+    t0 = time.perf_counter()
+    if "a" not in skip:
+        bench_iteration(X, y, n_repeats=2 if args.quick else 3, n_iter=20 if args.quick else 40)
+    if "b" not in skip:
+        bench_fit_vs_svc(X, y, X_test, y_test, n_repeats=1 if args.quick else 3)
+    if "c" not in skip:
+        bench_memory()
+    if "d" not in skip:
+        if args.quick:
+            bench_accuracy(X, y, X_test, y_test, (1.0, 2.0), (1e-1, 1e-2), (1.0, 2.0), (10.0,))
+        else:
+            bench_accuracy(X, y, X_test, y_test, (0.5, 1.0, 2.0, 4.0), (1.0, 1e-1, 1e-2, 1e-3),
+                           (0.5, 1.0, 2.0, 4.0), (1.0, 10.0, 100.0))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"total {time.perf_counter() - t0:.0f} s (CPU {usage.ru_utime + usage.ru_stime:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

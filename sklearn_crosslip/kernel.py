@@ -1,0 +1,745 @@
+r"""Gaussian-kernel multinomial logistic regression with Cross-Lipschitz regularisation.
+
+Implements the kernel model of Hein & Andriushchenko (2017), Sections 3, 3.1 and 5:
+
+    f_j(x) = sum_r alpha[j, r] exp(-gamma ||x - x_r||^2),   j = 1..K,
+
+over all ``n`` training points (no intercept), trained by L-BFGS on the mean
+cross-entropy plus ``lam`` times a regulariser (eq. 7). The Cross-Lipschitz
+regulariser Omega (eq. 6) is a fixed positive semidefinite quadratic form in
+``alpha`` whose matrix ``Q`` is computed once per fit; see
+:mod:`sklearn_crosslip.regularizers.kernel` for the derivation
+
+    sum_i ||grad f_a(x_i)||^2 = a^T Q a,
+    Q_rs = 4 gamma^2 sum_i k_ir k_is <x_i - x_r, x_i - x_s>
+         = 2 gamma^2 [M Kmat + Kmat M - (Kmat Kmat) o S],   M = Kmat o S,
+
+with ``S`` the squared training distances, and
+``Omega = 2/(n K^2) [K sum_l alpha_l^T Q alpha_l - s^T Q s]``, ``s = sum_l alpha_l``.
+"""
+
+import numbers
+import time
+import warnings
+from contextlib import nullcontext
+
+import numpy as np
+from scipy.linalg import blas, lapack
+from scipy.optimize import minimize
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import ThreadpoolController
+
+from ._robustness import RobustnessMixin
+from .regularizers.kernel import (
+    _symmetrize_upper,
+    cross_lipschitz,
+    cross_lipschitz_matrix,
+    rkhs,
+)
+
+__all__ = ["KernelCrossLipClassifier"]
+
+_EPS = np.finfo(np.float64).eps
+# Entries of an (m, n) kernel block evaluated at once at predict time (~32 MB).
+_CHUNK_ENTRIES = 1 << 22
+
+
+def _row_sqnorms(X):
+    return np.einsum("ij,ij->i", X, X)
+
+
+def _train_sq_dists(X, sqnorm):
+    """Symmetric squared distances of the rows of ``X`` (zero diagonal, clipped at 0)."""
+    # -2 X X^T via dsyrk (half the work of a product), then fill the lower triangle.
+    S = blas.dsyrk(-2.0, np.asfortranarray(X))
+    _symmetrize_upper(S)
+    S += sqnorm[:, None]
+    S += sqnorm[None, :]
+    np.maximum(S, 0.0, out=S)
+    np.fill_diagonal(S, 0.0)
+    return np.ascontiguousarray(S.T)  # symmetric: a free C-ordered view
+
+
+def _cross_sq_dists(A, A_sqnorm, B, B_sqnorm):
+    """Squared distances between the rows of ``A`` and ``B`` (clipped at 0)."""
+    S = A @ B.T
+    S *= -2.0
+    S += A_sqnorm[:, None]
+    S += B_sqnorm[None, :]
+    np.maximum(S, 0.0, out=S)
+    return S
+
+
+def _knn_mean_distance(S, n_neighbors, block=256):
+    """Mean distance to the ``n_neighbors`` nearest other training points (KNN rule)."""
+    n = S.shape[0]
+    total = 0.0
+    for i0 in range(0, n, block):
+        i1 = min(i0 + block, n)
+        rows = S[i0:i1].copy()
+        rows[np.arange(i1 - i0), np.arange(i0, i1)] = np.inf  # exclude the point itself
+        part = np.partition(rows, n_neighbors - 1, axis=1)[:, :n_neighbors]
+        total += np.sqrt(part).sum()
+    return total / (n * n_neighbors)
+
+
+def _log_softmax_parts(F):
+    """Stable log-sum-exp over classes of logits ``F`` of shape (K, n), and the softmax."""
+    Fmax = F.max(axis=0)
+    E = np.exp(F - Fmax)
+    Z = E.sum(axis=0)
+    return Fmax + np.log(Z), E / Z
+
+
+def _cross_entropy(F, y):
+    """Mean cross-entropy of logits ``F`` (K, n) and labels ``y`` (n,), and d/dF."""
+    n = F.shape[1]
+    idx = np.arange(n)
+    lse, P = _log_softmax_parts(F)
+    loss = float(np.mean(lse - F[y, idx]))
+    P[y, idx] -= 1.0
+    P /= n
+    return loss, P
+
+
+# CE curvature assumed by the preconditioner: a = _PRECOND_CURVATURE / n (Hessian of the
+# mean cross-entropy in the training logits is (diag(p) - p p^T) / n, at most 1/(4n)).
+_PRECOND_CURVATURE = 0.03
+# Below this many training points the per-iteration products run on one BLAS thread.
+_MIN_N_THREADED = 2000
+
+
+def _preconditioner_matrix(S_box, gamma, regularizer, lam, n_classes, a):
+    """Kernel matrix and the fixed preconditioner ``B`` of the fit.
+
+    ``B = a Kmat Kmat + H_reg`` approximates the Hessian of eq. (7) in ``alpha``
+    (per class): ``Kmat (diag(p) - p p^T)/n Kmat`` for the loss and
+    ``H_reg = 2 lam Kmat`` (``'rkhs'``) or ``beta Q`` with ``beta = 4 lam / (n K)``
+    (``'cross_lipschitz'``, the class-diagonal part of the Hessian of lam * Omega).
+
+    Returns ``(Kmat (C order), B (Fortran order, symmetric), beta)``; the
+    squared distances in ``S_box`` are consumed.
+    """
+    S = S_box.pop()
+    n = S.shape[0]
+    if regularizer == "cross_lipschitz" and lam > 0:
+        Kmat = np.multiply(S, -gamma)
+        np.exp(Kmat, out=Kmat)
+        beta = 4.0 * lam / (n * n_classes)
+        # B = beta Q + a Kmat^2 in one pass (Section 3.1 form of Omega); S is consumed
+        B = cross_lipschitz_matrix(Kmat, S, gamma, scale=beta, kk_weight=a,
+                                   overwrite_sq_dists=True)
+        return Kmat, B, beta
+    Kmat = S
+    Kmat *= -gamma
+    np.exp(Kmat, out=Kmat)
+    B = blas.dsyrk(a, Kmat.T)  # a Kmat Kmat, upper triangle
+    if regularizer == "rkhs" and lam > 0:
+        for j0 in range(0, n, 512):
+            j1 = min(j0 + 512, n)
+            B[:j1, j0:j1] += (2.0 * lam) * Kmat[:j1, j0:j1]
+    return Kmat, _symmetrize_upper(B), 2.0 * lam
+
+
+def _cholesky_upper_jittered(B):
+    """Upper Cholesky factor ``U`` of ``B + delta I`` (``B^T U`` overwritten in place).
+
+    ``delta`` starts at ``1e-10 max(diag B)`` and grows until the factorisation
+    succeeds; it only changes the preconditioner, never the objective.
+    Returns ``(U, delta)``; the strict lower triangle of ``U`` holds unrelated values.
+    """
+    diag = np.diag(B).copy()
+    delta = 1e-10 * max(float(diag.max()), np.finfo(np.float64).tiny)
+    for _ in range(12):
+        np.fill_diagonal(B, diag + delta)
+        U, info = lapack.dpotrf(B, lower=0, clean=0, overwrite_a=1)
+        if info == 0:
+            return U, delta
+        _symmetrize_upper(B.T)  # restore the upper triangle from the untouched lower one
+        delta *= 100.0
+    raise np.linalg.LinAlgError(  # pragma: no cover - B + delta I is positive definite
+        "Could not factorise the preconditioner; the training inputs may contain "
+        "extreme values."
+    )
+
+
+class _Objective:
+    """Eq. (7) in preconditioned coordinates ``u`` with ``alpha = u U^{-T}``.
+
+    ``U^T U = B + delta I`` is the Cholesky factor of the fixed preconditioner
+    ``B = a Kmat Kmat + H_reg`` (see :func:`_preconditioner_matrix`); the change of
+    variables is exact, so the minimiser in ``alpha`` is unchanged, but L-BFGS
+    sees a Hessian close to the identity instead of one with the squared
+    condition number of the kernel matrix. With ``A = U^{-T} Kmat``:
+
+    * training logits ``F = alpha Kmat = u A``, loss gradient ``g_F A^T``;
+    * ``U^{-T} H_reg U^{-1} = I - a A A^T - delta U^{-T} U^{-1}``, so
+      ``D = u - a F A^T`` gives the regulariser's product ``u U^{-T} H_reg U^{-1}``
+      plus ``delta alpha U^{-1}``: the minimised objective carries the extra ridge
+      term ``delta / 2 ||alpha||^2`` (``delta`` is a jitter of about
+      ``1e-10 max(diag B)``, some 1e-15 on MNIST; negligible, and
+      ``objective_`` is re-evaluated exactly, see :func:`_exact_objective`).
+
+    One evaluation costs two (K x n)(n x n) products (``u A`` and the stacked
+    ``[g_F; a F] A^T``) for every regulariser.
+    """
+
+    def __init__(self, A, y, n_classes, regularizer, lam, a, beta, verbose=0):
+        self.A = A
+        # BLAS threads for the two large products; L-BFGS-B itself runs with one
+        # thread (see KernelCrossLipClassifier._solve): None = leave as is.
+        self.blas = None
+        self.y = y
+        self.K = n_classes
+        self.n = A.shape[0]
+        self.regularizer = regularizer
+        self.lam = float(lam) if regularizer != "none" else 0.0
+        self.a = a
+        self.beta = beta
+        self.verbose = verbose
+        self.n_evals = 0
+
+    def __call__(self, w):
+        K = self.K
+        u = w.reshape(K, self.n)
+        with self._threads():
+            F = u @ self.A  # training logits
+        loss, gF = _cross_entropy(F, self.y)
+        value = loss
+        if self.lam == 0.0:
+            with self._threads():
+                grad = gF @ self.A.T
+        else:
+            with self._threads():
+                W = np.vstack((gF, self.a * F)) @ self.A.T
+            grad = W[:K]
+            D = u - W[K:]  # = u U^{-T} H_reg U^{-1}
+            if self.regularizer == "rkhs":
+                # lam sum_l alpha_l^T Kmat alpha_l = 1/2 <u, D>
+                value += 0.5 * np.vdot(u, D)
+                grad += D
+            else:  # cross_lipschitz, eq. (6): u U^{-T} Q U^{-1} = D / beta
+                r, g = cross_lipschitz(u, None, coef_Q=D / self.beta)
+                value += self.lam * r
+                grad += self.lam * g
+        self.n_evals += 1
+        if self.verbose > 1 or (self.verbose and self.n_evals % 25 == 0):
+            print(f"[KernelCrossLip] eval {self.n_evals}: objective {value:.8g} (loss {loss:.6g})")
+        return value, grad.ravel()
+
+    def _threads(self):
+        if self.blas is None:
+            return nullcontext()
+        controller, n_threads = self.blas
+        return controller.limit(limits=n_threads, user_api="blas")
+
+
+def _build_problem(S_box, gamma, y_idx, n_classes, regularizer, lam, verbose=0):
+    """Precompute the preconditioned problem of eq. (7).
+
+    Parameters
+    ----------
+    S_box : list of one ndarray of shape (n, n)
+        Training squared distances (C-ordered, symmetric), passed in a list so
+        that this function can release them: the array is consumed.
+    gamma : float
+    y_idx : ndarray of shape (n,)
+        Class indices.
+    n_classes : int
+    regularizer : {'cross_lipschitz', 'rkhs', 'none'}
+    lam : float
+    verbose : int
+
+    Returns
+    -------
+    objective : _Objective
+        Callable ``w -> (value, gradient)`` in the flattened variable ``u``.
+    to_alpha : callable
+        Maps ``u`` (K, n) to the dual coefficients ``alpha = u U^{-T}``.
+    exact_objective : callable
+        ``(u, alpha) -> `` eq. (7) at ``alpha`` (see :func:`_exact_objective`).
+    """
+    n = S_box[0].shape[0]
+    lam = float(lam) if regularizer != "none" else 0.0
+    a = _PRECOND_CURVATURE / n
+    Kmat, B, beta = _preconditioner_matrix(S_box, gamma, regularizer, lam, n_classes, a)
+    U, delta = _cholesky_upper_jittered(B)
+    del B
+    # A = U^{-T} Kmat, written over Kmat (not needed afterwards)
+    A = blas.dtrsm(1.0, U, Kmat.T, lower=0, trans_a=1, overwrite_b=1)
+    del Kmat
+    obj = _Objective(A, y_idx, n_classes, regularizer, lam, a, beta, verbose=verbose)
+    obj.delta = delta  # for tests and diagnostics
+
+    def to_alpha(u):
+        # alpha^T = U^{-1} u^T
+        at = blas.dtrsm(1.0, U, np.asfortranarray(u.T), lower=0, trans_a=0)
+        return np.ascontiguousarray(at.T)
+
+    def exact_objective(u, alpha):
+        return _exact_objective(u, alpha, A, U, delta, y_idx, regularizer, lam, a, beta)
+
+    return obj, to_alpha, exact_objective
+
+
+def _exact_objective(u, alpha, A, U, delta, y_idx, regularizer, lam, a, beta):
+    """Eq. (7) at ``alpha = u U^{-T}``, without the jitter term of the preconditioning.
+
+    Uses ``Kmat = U^T A`` and ``alpha B = u U - delta alpha`` (``U^T U = B + delta I``):
+    ``alpha Q = (u U - delta alpha - a (F U^T) A) / beta`` for ``'cross_lipschitz'``.
+    """
+    F = u @ A
+    loss, _ = _cross_entropy(F, y_idx)
+    if lam == 0.0:
+        return loss
+    if regularizer == "rkhs":
+        return loss + lam * rkhs(alpha, None, coef_K=F)[0]
+    uU = blas.dtrmm(1.0, U, np.asfortranarray(u.T), lower=0, trans_a=1).T  # (U^T u^T)^T
+    FUt = blas.dtrmm(1.0, U, np.asfortranarray(F.T), lower=0).T  # (U F^T)^T
+    alpha_Q = (uU - delta * alpha - a * (FUt @ A)) / beta
+    return loss + lam * cross_lipschitz(alpha, None, coef_Q=alpha_Q)[0]
+
+
+class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
+    """Gaussian-kernel logistic regression with Cross-Lipschitz regularisation.
+
+    Multinomial logistic regression on the kernel expansion
+    ``f_j(x) = sum_r alpha_jr exp(-gamma ||x - x_r||^2)`` over all training
+    points, trained by L-BFGS on the mean cross-entropy plus ``lam`` times a
+    regulariser (Hein & Andriushchenko, 2017, eq. 7). With
+    ``regularizer='cross_lipschitz'`` the regulariser is Omega of eq. (6), the
+    mean squared difference of the input gradients of all pairs of classes at the
+    training points (Section 3.1, "Kernel-CL"); ``'rkhs'`` is the usual squared
+    RKHS norm ``sum_j ||f_j||_H^2`` ("Kernel-LogReg"); ``'none'`` fits without
+    regularisation. The classifier supports certified robustness radii
+    (:meth:`certified_radius`, Theorem 2.1 with Proposition 2.1) and
+    box-constrained adversarial perturbations (:meth:`adversarial_perturbation`).
+
+    Parameters
+    ----------
+    gamma : float or None, default=None
+        Kernel parameter of ``k(x, y) = exp(-gamma ||x - y||^2)``; must be > 0.
+        ``None`` uses the paper's KNN rule ``gamma = gamma_scale / rho^2`` with
+        ``rho`` the mean distance of the training points to their
+        ``n_neighbors`` nearest other training points.
+    gamma_scale : float, default=1.0
+        Factor applied to the KNN rule (the paper uses 0.5, 1, 2, 4). Ignored
+        when ``gamma`` is given.
+    n_neighbors : int, default=40
+        Number of neighbours of the KNN rule (clipped to ``n_samples - 1``).
+    regularizer : {'cross_lipschitz', 'rkhs', 'none'}, default='cross_lipschitz'
+        Regulariser added to the mean cross-entropy.
+    lam : float, default=1e-2
+        Regularisation strength ``lambda >= 0`` of eq. (7). Sensible ranges
+        differ: 1e-3 to 1 for ``'cross_lipschitz'``, 1e-8 to 1e-5 for
+        ``'rkhs'`` (the paper's grids). Ignored for ``'none'``.
+    max_iter : int, default=500
+        Maximum number of L-BFGS iterations.
+    tol : float, default=1e-4
+        L-BFGS stops when the largest entry (in absolute value) of the gradient
+        in its preconditioned coordinates is below ``tol`` (or when the
+        relative decrease of the objective falls below about 1e-14). The
+        preconditioned Hessian is close to the identity, so the remaining
+        objective gap is roughly ``||gradient||^2 / 2``; on MNIST ``1e-4``
+        leaves a relative gap of about 1e-5 and ``1e-5`` one below 1e-6.
+    n_jobs : int or None, default=None
+        Number of threads for the BLAS operations during ``fit`` and
+        prediction. ``None`` leaves the BLAS threading as it is (all cores
+        unless limited elsewhere, e.g. inside a joblib worker); ``-1`` means all
+        cores.
+    verbose : int, default=0
+        Print the objective during the optimisation (every 25 evaluations for
+        1, every evaluation for 2 or more).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    X_fit_ : ndarray of shape (n_samples, n_features)
+        Training inputs (the expansion points), float64.
+    dual_coef_ : ndarray of shape (n_classes, n_samples)
+        Expansion coefficients ``alpha``; row ``j`` belongs to ``classes_[j]``
+        (two rows also for binary problems).
+    gamma_ : float
+        Kernel parameter used.
+    n_iter_ : int
+        Number of L-BFGS iterations run.
+    objective_ : float
+        Final value of the training objective (eq. 7).
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit`` (only for inputs with string
+        column names).
+
+    See Also
+    --------
+    sklearn_crosslip.MLPCrossLipClassifier : one-hidden-layer network with the
+        same regulariser.
+    sklearn.svm.SVC : kernel SVM.
+
+    Notes
+    -----
+    **Cost.** Let ``n`` be the number of training points, ``d`` the number of
+    features and ``K`` the number of classes. ``fit`` computes the kernel
+    matrix (one ``n x n x d`` product via ``dsyrk``) and, for
+    ``'cross_lipschitz'``, the matrix ``Q`` of the quadratic form Omega once
+    (one ``dsyr2k`` plus one ``dsyrk``, i.e. 1.5 ``n x n x n`` matrix products,
+    using symmetry). Each L-BFGS iteration then costs ``O(K n^2)``: two
+    ``(K x n)(n x n)`` products for the loss and its gradient, and one more
+    with ``Q`` for Omega. Time therefore grows like ``n^3`` (precomputation)
+    plus ``iterations * K n^2``. On the bundled 5000-image MNIST subset (two
+    cores) the precomputation takes about 3 s and an iteration about 50 ms.
+
+    **Memory.** ``fit`` holds at most four ``n x n`` float64 arrays (distances,
+    kernel, ``Q`` and one work array), about ``32 n^2`` bytes: 0.8 GB for
+    ``n = 5000``, and ``n`` of about 27000 within 24 GB (about 23 GB peak;
+    ``'rkhs'`` and ``'none'`` need a single ``n x n`` array, up to ``n``
+    of about 50000). Prediction evaluates the kernel in blocks of about 32 MB.
+
+    References
+    ----------
+    M. Hein and M. Andriushchenko. Formal guarantees on the robustness of a
+    classifier against adversarial manipulation. NIPS 2017.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_crosslip import KernelCrossLipClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = KernelCrossLipClassifier(lam=1e-2).fit(X[:500] / 16, y[:500])
+    >>> clf.score(X[500:1000] / 16, y[500:1000]) > 0.9
+    True
+    """
+
+    _parameter_constraints = {
+        "gamma": [None, Interval(numbers.Real, 0, None, closed="neither")],
+        "gamma_scale": [Interval(numbers.Real, 0, None, closed="neither")],
+        "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
+        "regularizer": [StrOptions({"cross_lipschitz", "rkhs", "none"})],
+        "lam": [Interval(numbers.Real, 0, None, closed="left")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "n_jobs": [None, numbers.Integral],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        gamma=None,
+        gamma_scale=1.0,
+        n_neighbors=40,
+        regularizer="cross_lipschitz",
+        lam=1e-2,
+        max_iter=500,
+        tol=1e-4,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.gamma = gamma
+        self.gamma_scale = gamma_scale
+        self.n_neighbors = n_neighbors
+        self.regularizer = regularizer
+        self.lam = lam
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ helpers
+    def _blas_limits(self):
+        """Context limiting BLAS threads to ``n_jobs`` (a no-op for ``None``)."""
+        from contextlib import nullcontext
+
+        if self.n_jobs is None:
+            return nullcontext()
+        from joblib import cpu_count
+        from threadpoolctl import threadpool_limits
+
+        if self.n_jobs == 0:
+            raise ValueError("n_jobs == 0 has no meaning; use None, -1 or a positive int.")
+        n = self.n_jobs if self.n_jobs > 0 else max(cpu_count() + 1 + self.n_jobs, 1)
+        return threadpool_limits(limits=int(n), user_api="blas")
+
+    def _fit_sqnorm(self):
+        sq = getattr(self, "_X_fit_sqnorm", None)
+        if sq is None or sq.shape[0] != self.X_fit_.shape[0]:
+            sq = _row_sqnorms(self.X_fit_)
+            self._X_fit_sqnorm = sq
+        return sq
+
+    def _kernel(self, X):
+        """Kernel block ``exp(-gamma_ ||x - x_r||^2)`` of shape (m, n)."""
+        S = _cross_sq_dists(X, _row_sqnorms(X), self.X_fit_, self._fit_sqnorm())
+        S *= -self.gamma_
+        np.exp(S, out=S)
+        return S
+
+    def _kernel_blocks(self, X, per_row=1):
+        """Yield ``(slice, kernel block)`` for row blocks of ``X`` against ``X_fit_``.
+
+        Blocks hold about ``_CHUNK_ENTRIES / per_row`` kernel entries.
+        """
+        n = self.X_fit_.shape[0]
+        step = max(1, _CHUNK_ENTRIES // max(n * per_row, 1))
+        for i0 in range(0, X.shape[0], step):
+            sl = slice(i0, min(i0 + step, X.shape[0]))
+            yield sl, self._kernel(X[sl])
+
+    # ---------------------------------------------------------------------- fit
+    def fit(self, X, y):
+        """Fit the kernel expansion by L-BFGS on eq. (7).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs (finite).
+        y : array-like of shape (n_samples,)
+            Class labels (at least two classes).
+
+        Returns
+        -------
+        self : KernelCrossLipClassifier
+            Fitted estimator.
+        """
+        self._validate_params()
+        X, y = validate_data(
+            self, X, y, dtype=np.float64, order="C", ensure_all_finite=True,
+            ensure_min_samples=2,
+        )
+        check_classification_targets(y)
+        classes, y_idx = np.unique(y, return_inverse=True)
+        if classes.shape[0] < 2:
+            raise ValueError(
+                "KernelCrossLipClassifier needs samples of at least 2 classes in y; "
+                f"got only one class: {classes[0]!r}. Pass training data that contains "
+                "at least two different labels."
+            )
+        n, K = X.shape[0], classes.shape[0]
+        with self._blas_limits():
+            sqnorm = _row_sqnorms(X)
+            alpha, gamma, res = self._solve(X, sqnorm, y_idx, K)
+        if res.status == 1:
+            warnings.warn(
+                f"L-BFGS stopped after {res.nit} iterations without reaching tol="
+                f"{self.tol} ({res.message}). Increase max_iter or tol.",
+                ConvergenceWarning,
+            )
+        elif res.status != 0 and self.verbose:
+            print(f"[KernelCrossLip] L-BFGS ended: {res.message}")
+        self.classes_ = classes
+        self.X_fit_ = X
+        self._X_fit_sqnorm = sqnorm
+        self.dual_coef_ = alpha
+        self.gamma_ = gamma
+        self.n_iter_ = int(res.nit)
+        self.objective_ = float(res.fun)
+        return self
+
+    def _gamma_from_data(self, S):
+        """``gamma_scale / rho^2`` with rho the mean KNN distance (Section 5)."""
+        n = S.shape[0]
+        k = min(self.n_neighbors, n - 1)
+        rho = _knn_mean_distance(S, k)
+        if not rho > 0:
+            raise ValueError(
+                "Cannot set gamma by the KNN rule: the mean distance of the training "
+                f"points to their {k} nearest neighbours is 0 (duplicated points). Pass "
+                "gamma explicitly or use more distinct training points."
+            )
+        return float(self.gamma_scale) / rho**2
+
+    def _solve(self, X, sqnorm, y_idx, n_classes):
+        """Set gamma, precompute the matrices of eq. (7) and run L-BFGS.
+
+        Returns ``(alpha, gamma, scipy result)``.
+        """
+        n = X.shape[0]
+        t_start = time.perf_counter()
+        S = _train_sq_dists(X, sqnorm)
+        gamma = self._gamma_from_data(S) if self.gamma is None else float(self.gamma)
+        S_box = [S]
+        del S
+        obj, to_alpha, exact_objective = _build_problem(
+            S_box, gamma, y_idx, n_classes, self.regularizer, self.lam, self.verbose
+        )
+        # L-BFGS-B's own vector operations (n K entries) are slowed down, badly on a
+        # busy machine, by multithreaded BLAS: run them on one thread and give the
+        # BLAS threads back only for the two large products of each evaluation.
+        controller = ThreadpoolController()
+        blas_libs = controller.select(user_api="blas").lib_controllers
+        n_threads = max([lib.num_threads for lib in blas_libs] + [1])
+        obj.blas = (controller, n_threads if n >= _MIN_N_THREADED else 1)
+        t_iter = [time.perf_counter()]
+        with controller.limit(limits=1, user_api="blas"):
+            res = minimize(
+                obj,
+                np.zeros(n_classes * n),
+                method="L-BFGS-B",
+                jac=True,
+                callback=lambda xk: t_iter.append(time.perf_counter()),
+                options={
+                    "maxiter": int(self.max_iter),
+                    "maxfun": 2 * int(self.max_iter) + 20,
+                    "gtol": float(self.tol),
+                    "ftol": 64 * _EPS,
+                    "maxls": 50,
+                },
+            )
+        n_evals = obj.n_evals
+        del obj
+        u = res.x.reshape(n_classes, n)
+        alpha = to_alpha(u)
+        res.fun = exact_objective(u, alpha)
+        # timings for benchmarks and diagnostics (not part of the public API)
+        self._fit_stats = {
+            "precompute_s": t_iter[0] - t_start,
+            "iteration_s": np.diff(t_iter),
+            "n_evals": n_evals,
+            "total_s": time.perf_counter() - t_start,
+        }
+        return alpha, gamma, res
+
+    # --------------------------------------------------------------- prediction
+    def _validate_X(self, X):
+        check_is_fitted(self)
+        return validate_data(
+            self, X, reset=False, dtype=np.float64, order="C", ensure_all_finite=True
+        )
+
+    def _logits(self, X):
+        """(m, K) float64 decision values ``f_j(x)`` (X already validated)."""
+        out = np.empty((X.shape[0], self.dual_coef_.shape[0]))
+        with self._blas_limits():
+            for sl, Kx in self._kernel_blocks(X):
+                out[sl] = Kx @ self.dual_coef_.T
+        return out
+
+    def _logits_error(self, X):
+        """(m,) upper bound on the absolute float error of every logit of ``X``.
+
+        The squared distance ``s_r = ||x||^2 + ||x_r||^2 - 2 <x, x_r>`` has an
+        absolute error at most ``delta = (d + 4) eps (||x|| + max_r ||x_r||)^2``
+        (dot products of length ``d``; clipping at 0 only reduces it). Then
+        ``exp(-gamma s_r)`` has relative error at most
+        ``expm1(gamma delta + 745 eps) + 4 eps`` (argument rounding; ``exp``
+        underflows to 0 beyond 745), and the sum of ``n`` products of terms
+        bounded by ``|alpha_jr|`` adds ``(n + 2) eps sum_r |alpha_jr|``. All
+        kernel values are at most 1, so the error of ``f_j(x)`` is below
+        ``sum_r |alpha_jr| * (that relative error + (n + 2) eps)``, doubled for
+        safety.
+        """
+        n, d = self.X_fit_.shape
+        fit_norm_max = float(np.sqrt(self._fit_sqnorm().max()))
+        x_norm = np.sqrt(_row_sqnorms(X))
+        delta = (d + 4) * _EPS * (x_norm + fit_norm_max) ** 2
+        rel = np.expm1(self.gamma_ * delta + 745.0 * _EPS) + 4 * _EPS + (n + 2) * _EPS
+        a1 = float(np.abs(self.dual_coef_).sum(axis=1).max())
+        return 2.0 * a1 * rel + 1e-300 * n
+
+    def _input_gradients(self, X):
+        """(m, K, d) float64 input gradients ``grad f_j(x)`` (X already validated).
+
+        ``grad f_j(x) = -2 gamma sum_r alpha_jr k(x, x_r) (x - x_r)``.
+        """
+        K = self.dual_coef_.shape[0]
+        n, d = self.X_fit_.shape
+        G = np.empty((X.shape[0], K, d))
+        with self._blas_limits():
+            for sl, Kx in self._kernel_blocks(X, per_row=K):
+                F = Kx @ self.dual_coef_.T  # (m_c, K)
+                W = Kx[:, None, :] * self.dual_coef_[None, :, :]  # (m_c, K, n)
+                T = (W.reshape(-1, n) @ self.X_fit_).reshape(Kx.shape[0], K, d)
+                T -= F[:, :, None] * X[sl, None, :]
+                T *= 2.0 * self.gamma_
+                G[sl] = T
+        return G
+
+    def _local_cross_lipschitz(self, X, c, R, active=None, lo=None, hi=None, method="local"):
+        """Upper bounds on the local cross-Lipschitz constants (Proposition 2.1)."""
+        from .bounds import kernel_bounds
+
+        return kernel_bounds.local_cross_lipschitz(
+            self.X_fit_, self.dual_coef_, self.gamma_, X, c, R, active, lo, hi, method,
+            X_fit_sqnorm=self._fit_sqnorm(),
+        )
+
+    def _global_cross_lipschitz(self):
+        """(K, K) global upper bounds on ``sup_y ||grad f_c(y) - grad f_j(y)||_2``."""
+        from .bounds import kernel_bounds
+
+        return kernel_bounds.global_cross_lipschitz(self.dual_coef_, self.gamma_)
+
+    def decision_function(self, X):
+        """Decision values ``f_j(x)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            ``f_1 - f_0`` for binary problems (positive favours
+            ``classes_[1]``), otherwise one column per class.
+        """
+        F = self._logits(self._validate_X(X))
+        if F.shape[1] == 2:
+            return F[:, 1] - F[:, 0]
+        return F
+
+    def predict_proba(self, X):
+        """Class probabilities (softmax of the decision values).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities in the order of ``classes_``.
+        """
+        F = self._logits(self._validate_X(X))
+        F -= F.max(axis=1, keepdims=True)
+        np.exp(F, out=F)
+        F /= F.sum(axis=1, keepdims=True)
+        return F
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`, computed stably.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        F = self._logits(self._validate_X(X))
+        F -= F.max(axis=1, keepdims=True)
+        F -= np.log(np.exp(F).sum(axis=1, keepdims=True))
+        return F
+
+    def predict(self, X):
+        """Predicted class labels (largest decision value).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        F = self._logits(self._validate_X(X))
+        return self.classes_[np.argmax(F, axis=1)]
