@@ -225,6 +225,19 @@ def test_refinement_never_increases_the_norm(mlp, p):
     assert np.mean(n3 < n0 * (1 - 1e-3)) > 0.1  # it actually tightens some
 
 
+@pytest.mark.parametrize("p", NORMS)
+def test_binary_model(p):
+    est = TinyMLP.random(8, 20, 2, seed=7, labels=np.array([-1, 1]))
+    X = np.random.default_rng(8).random((50, 8))
+    D = adversarial_perturbation(est, X, norm=p, box=(0, 1), refine_steps=1)
+    ok = ~np.isnan(D).any(1)
+    assert ok.mean() > 0.8
+    _check_flips_and_box(est, X[ok], D[ok], (0, 1))
+    other = np.where(est.predict(X) == 1, -1, 1)
+    Dt = adversarial_perturbation(est, X, norm=p, box=(0, 1), target=other, refine_steps=1)
+    np.testing.assert_array_equal(D, Dt)  # with two classes, targeted == untargeted
+
+
 def test_targeted_with_string_labels_and_per_sample_targets():
     est = TinyMLP.random(6, 20, 3, seed=5, labels=np.array(["a", "b", "c"]))
     X = np.random.default_rng(6).random((40, 6))
