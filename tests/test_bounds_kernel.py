@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from sklearn_crosslip.bounds import kernel_bounds
-from sklearn_crosslip.bounds._testing import FakeKernel, prop21_reference
+from sklearn_crosslip.bounds._kernel_numba import exp_vec, triangle_terms
+from sklearn_crosslip.bounds._testing import FakeKernel, prop21_reference, prop21_reference_numpy
 
 
 def _setup(seed, n=25, d=5, K=3, m=5, gamma=None):
@@ -57,7 +58,9 @@ def test_R0_equals_exact_gradient_difference(seed):
     ex = _exact_norms(est, X, c)
     mask = _offdiag(c, 4)
     np.testing.assert_allclose(parts["prop21"][mask], ex[mask], rtol=1e-9)
+    np.testing.assert_allclose(parts["taylor"][mask], ex[mask], rtol=1e-9)
     np.testing.assert_allclose(L[mask], ex[mask], rtol=1e-9)
+    assert np.all(L[mask] >= ex[mask]) and np.all(parts["taylor"][mask] >= ex[mask])
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -81,6 +84,7 @@ def test_monte_carlo_ball(seed, method, box):
                     assert ex[j] <= L[i, j]
                     assert ex[j] <= parts["triangle"][i, j]
                     assert ex[j] <= parts["fast"][i, j]
+                    assert ex[j] <= parts["taylor"][i, j]
                     if method == "local":
                         assert ex[j] <= parts["prop21"][i, j]
 
@@ -199,3 +203,61 @@ def test_bad_input():
         kernel_bounds.local_cross_lipschitz(*args, X[:, :2], c, R)
     with pytest.raises(ValueError, match="dual_coef"):
         kernel_bounds.local_cross_lipschitz(est.X_fit_, est.dual_coef_[:, :3], 1.0, X, c, R)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_multiblock_prop21_against_numpy_reference(seed, monkeypatch):
+    # n above the kernel's lane block (256) and a proper subset for the fast split
+    monkeypatch.setattr(kernel_bounds, "FAST_SUBSET_SIZE", 100)
+    est, X, c = _setup(seed, n=300, d=5, K=3, m=3, gamma=1.5)
+    for R in [0.0, 0.08, 0.5]:
+        P = kernel_bounds.proposition21(est.X_fit_, est.dual_coef_, est.gamma_, X, c,
+                                        np.full(3, R))
+        L, parts = _L(est, X, c, R, method="local_fast")
+        ex = _exact_norms(est, X, c)
+        for i in range(3):
+            for j in range(3):
+                if j == c[i]:
+                    continue
+                ref = prop21_reference_numpy(est.X_fit_, est.dual_coef_, est.gamma_, X[i],
+                                             c[i], j, R)
+                assert ref <= P[i, j] <= ref * (1 + 1e-9) + 1e-12
+                assert parts["fast"][i, j] >= ex[i, j]
+
+
+def test_hessian_terms_against_grid():
+    rng = np.random.default_rng(3)
+    gamma = 2.0
+    d2 = rng.uniform(0, 4, size=(3, 40))
+    R = np.array([0.0, 0.3, 1.2])
+    phi = np.empty_like(d2)
+    psi = np.empty_like(d2)
+    triangle_terms(d2, np.zeros(3), R, gamma, np.zeros(40), np.full(40, np.inf), phi, psi)
+    for i in range(3):
+        for r in range(40):
+            dist = np.sqrt(d2[i, r])
+            ts = np.linspace(max(0, dist - R[i]), dist + R[i], 4001)
+            ps = np.exp(-gamma * ts ** 2) * np.maximum(1, np.abs(2 * gamma * ts ** 2 - 1))
+            ph = ts * np.exp(-gamma * ts ** 2)
+            assert ps.max() <= psi[i, r] <= ps.max() * (1 + 1e-4) + 1e-12
+            assert ph.max() <= phi[i, r] <= ph.max() * (1 + 1e-4) + 1e-12
+
+
+def test_vectorisable_exp_accuracy():
+    x = np.concatenate([np.linspace(-707.9, 5, 200_001), -np.random.default_rng(0).uniform(0, 700, 100_000)])
+    got = np.array([exp_vec(v) for v in x[::50]])
+    ref = np.exp(x[::50])
+    assert np.max(np.abs(got - ref) / ref) < 8 * np.finfo(float).eps  # documented: 64 u
+    assert exp_vec(-800.0) == 0.0
+
+
+def test_gradient_cache_follows_model():
+    est, X, c = _setup(6, n=30, d=4, K=3)
+    L1, p1 = _L(est, X, c, 0.0)
+    L2, p2 = _L(est, X, c, 0.0)  # served from the row cache
+    np.testing.assert_array_equal(p1["taylor"], p2["taylor"])
+    other = FakeKernel(est.X_fit_, est.dual_coef_ * 2.0, est.gamma_)
+    L3 = kernel_bounds.local_cross_lipschitz(other.X_fit_, other.dual_coef_, other.gamma_, X,
+                                             c, np.zeros(len(X)))
+    mask = _offdiag(c, 3)
+    np.testing.assert_allclose(L3[mask], 2 * L1[mask], rtol=1e-9)

@@ -12,18 +12,26 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-__all__ = ["prop21_sums", "triangle_terms", "weighted_abs_sums", "exp_vec"]
+__all__ = ["prop21_sums", "triangle_terms", "weighted_abs_sums", "sum_abs_coef_times", "exp_vec"]
 
 _EPS = 2.220446049250313e-16
 
 
 @njit(cache=True, parallel=True)
-def triangle_terms(d2, derr, R, gamma, box_tlo, box_thi, out):
-    """``phi_r = max_{t in [t_lo, t_hi]} t exp(-gamma t^2)`` for every point and training point.
+def triangle_terms(d2, derr, R, gamma, box_tlo, box_thi, phi, psi):
+    """Per training point maxima over the ball of the triangle and Hessian terms.
 
-    ``t_lo = max(0, d_r - R, box_tlo_r)`` and ``t_hi = min(d_r + R, box_thi_r)``
-    bound ``||y - x_r||`` over ``B(x, R) cap box``; ``t exp(-gamma t^2)`` is
-    unimodal with its peak ``1 / sqrt(2 gamma e)`` at ``t* = 1 / sqrt(2 gamma)``.
+    With ``t = ||y - x_r||`` ranging over ``[t_lo, t_hi]``, ``t_lo = max(0, d_r - R,
+    box_tlo_r)`` and ``t_hi = min(d_r + R, box_thi_r)`` (``y in B(x, R) cap box``):
+
+    * ``phi_r = max t exp(-gamma t^2)``: unimodal, peak ``1 / sqrt(2 gamma e)``
+      at ``t* = 1 / sqrt(2 gamma)`` (``||grad k_r(y)|| = 2 gamma phi``);
+    * ``psi_r = max exp(-gamma t^2) max(1, |2 gamma t^2 - 1|)``, so that
+      ``||hess k_r(y)||_2 = 2 gamma psi`` (eigenvalues ``-2 gamma k_r`` and
+      ``k_r (4 gamma^2 t^2 - 2 gamma)``). ``psi`` decreases on
+      ``[0, 1 / sqrt(gamma)]``, increases up to ``t2 = sqrt(1.5 / gamma)`` and
+      decreases after, so its maximum is at ``t_lo`` or at ``t2`` clipped.
+
     ``d_r`` is enclosed with the absolute error ``derr`` of the squared
     distance; every value is rounded up.
 
@@ -37,12 +45,13 @@ def triangle_terms(d2, derr, R, gamma, box_tlo, box_thi, out):
     gamma : float
     box_tlo, box_thi : ndarray of shape (n,)
         Distance range from ``x_r`` to the box (0 and inf without a box).
-    out : ndarray of shape (m, n)
-        Output ``phi``.
+    phi, psi : ndarray of shape (m, n)
+        Outputs.
     """
     m, n = d2.shape
     tstar = 1.0 / math.sqrt(2.0 * gamma)
     peak = tstar * math.exp(-0.5)
+    t2 = math.sqrt(1.5 / gamma)
     for i in prange(m):
         Ri = R[i]
         e = derr[i]
@@ -64,7 +73,34 @@ def triangle_terms(d2, derr, R, gamma, box_tlo, box_thi, out):
             else:
                 val = t * math.exp(-gt2)
             # exp argument and product rounding; the peak branch is flat to 2nd order
-            out[i, r] = val * (1.0 + (4.0 * gt2 + 64.0) * _EPS)
+            phi[i, r] = val * (1.0 + (4.0 * gt2 + 64.0) * _EPS)
+            g0 = gamma * tlo * tlo
+            p0 = math.exp(-g0) * max(1.0, abs(2.0 * g0 - 1.0))
+            tp = min(max(t2, tlo), thi)
+            g1 = gamma * tp * tp
+            p1 = math.exp(-g1) * max(1.0, abs(2.0 * g1 - 1.0))
+            psi[i, r] = max(p0, p1) * (1.0 + (8.0 * max(g0, g1) + 64.0) * _EPS)
+
+
+@njit(cache=True, parallel=True)
+def sum_abs_coef_times(A, kv, w, out):
+    """``out[i, k] = sum_r |A[k, r]| kv[i, r] w[i, r]`` (rounded up), all terms >= 0.
+
+    Parameters
+    ----------
+    A : ndarray of shape (K, n)
+    kv, w : ndarray of shape (m, n)
+    out : ndarray of shape (m, K)
+    """
+    m, n = kv.shape
+    K = A.shape[0]
+    infl = 1.0 + (n + 8.0) * _EPS
+    for i in prange(m):
+        for k in range(K):
+            s = 0.0
+            for r in range(n):
+                s += abs(A[k, r]) * kv[i, r] * w[i, r]
+            out[i, k] = s * infl
 
 
 @njit(cache=True, parallel=True)

@@ -16,6 +16,7 @@ __all__ = [
     "FakeKernel",
     "prop22_reference",
     "prop21_reference",
+    "prop21_reference_numpy",
     "strongest_attack",
 ]
 
@@ -181,6 +182,26 @@ def prop21_reference(X_fit, A, gamma, x, c, j, R):
             else:
                 I = a - M * S + M * M  # noqa: E741
                 tot += b * (max(I, 0) * e_lo + min(I, 0) * e_hi)
+    return 2 * gamma * np.sqrt(max(tot, 0.0))
+
+
+def prop21_reference_numpy(X_fit, A, gamma, x, c, j, R):
+    """Proposition 2.1 with numpy broadcasting (same formula as :func:`prop21_reference`)."""
+    beta = A[j] - A[c]
+    E = x[None, :] - X_fit  # x - x_r
+    a = E @ E.T
+    dr2 = np.einsum("rd,rd->r", E, E)
+    S = np.sqrt(np.maximum(dr2[:, None] + dr2[None, :] + 2 * a, 0.0))
+    M = np.minimum(S / 2, R)
+    Ab = dr2[:, None] + dr2[None, :]
+    e_hi = np.exp(-gamma * (Ab - 2 * M * S + 2 * M * M))
+    e_lo = np.exp(-gamma * (Ab + 2 * R * S + 2 * R * R))
+    b = np.outer(beta, beta)
+    Ihi = a + R * S + R * R
+    Ilo = a - M * S + M * M
+    Tp = np.maximum(Ihi, 0) * e_hi + np.minimum(Ihi, 0) * e_lo
+    Tm = np.maximum(Ilo, 0) * e_lo + np.minimum(Ilo, 0) * e_hi
+    tot = np.sum(np.where(b >= 0, b * Tp, b * Tm))
     return 2 * gamma * np.sqrt(max(tot, 0.0))
 
 

@@ -38,24 +38,42 @@ that interval nearest to ``t*``. O(n) per point and class.
 ``sup_y ||grad f_j(y) - grad f_c(y)|| <= 2 gamma ||beta||_1 / sqrt(2 gamma e)
 = ||beta||_1 sqrt(2 gamma / e)``.
 
-**Fast variant** (``method="local_fast"``). Split the training points into the
-``N`` with the largest triangle terms ``|beta_r| phi_r`` (set ``T``) and the
-rest: ``grad(f_j - f_c) = g_T + g_rest`` and ``||g_T + g_rest|| <= ||g_T|| +
-||g_rest||``, with Proposition 2.1 over the pairs of ``T`` for ``||g_T||`` and the
-triangle bound for ``||g_rest||``. Cost O(N^2 + n) per point and class set
-instead of O(n^2). Trade-off: Proposition 2.1 exploits cancellation between
-terms of opposite sign; the fast variant keeps it only inside ``T``, so it is
-looser when many far-away training points with mixed-sign coefficients
-contribute comparably (the benchmark reports the radius ratio).
+**Mean-value bound** (beyond the paper). With ``g = grad(f_j - f_c)`` and
+``H`` its Jacobian (the Hessian of ``f_j - f_c``), for ``y`` in the ball
+``g(y) = g(x) + int_0^1 H(x + s (y - x)) (y - x) ds``, so
+``||g(y)|| <= ||g(x)|| + R sup_{z in B(x, R)} ||H(z)||_2``. The Hessian of ``k_r`` is
+``k_r (4 gamma^2 u u^T - 2 gamma I)`` (``u = z - x_r``, ``t = ||u||``), whose norm is
+``2 gamma k_r max(1, |2 gamma t^2 - 1|) = 2 gamma psi(t)``, hence
+``sup ||H|| <= 2 gamma sum_r |beta_r| max_t psi(t)`` over the same distance
+interval as above. The first term is the *exact* gradient difference at
+``x`` (all cancellation kept), so the bound is tight for small ``R`` and costs
+O(n d) per point, once (the gradients at ``x`` do not depend on ``R`` and are
+cached across the calls of one certification), plus O(n) per class and ``R``.
+On MNIST-like data it is far below Proposition 2.1 at the radii that matter
+(the benchmark reports both).
+
+**Fast variant** (``method="local_fast"``). Minimum of the mean-value bound and
+of a split bound: the ``N`` training points with the largest triangle terms
+``|beta_r| phi_r`` (set ``T``) are handled by Proposition 2.1 over the pairs of
+``T`` and the rest by the triangle bound (``grad(f_j - f_c) = g_T + g_rest`` and
+``||g_T + g_rest|| <= ||g_T|| + ||g_rest||``). Cost O(N^2 + n d) per point instead
+of O(n^2). Trade-off: Proposition 2.1 keeps cancellation between terms of
+opposite sign over all pairs *on the whole ball*; the fast variant keeps it
+exactly at ``x`` (mean-value) and inside ``T``, and pays ``R`` times a
+triangle-type Hessian bound. It can therefore be looser at large ``R``; in
+practice the crossing radii are small and it is usually as good or better.
 
 Every returned value is the minimum of the valid bounds computed (the
 minimum of upper bounds is an upper bound): ``"local"`` takes Proposition 2.1
-over all pairs, the fast combination, the triangle bound and the global
-constant; ``"local_fast"`` all but the first.
+over all pairs and everything ``"local_fast"`` takes (mean-value bound, split
+bound, triangle bound, global constant). At ``R = 0`` Proposition 2.1 and the
+mean-value bound both equal the exact gradient norm, so the O(n^2) pass is
+skipped there.
 
 **Box.** ``y`` in ``box`` also gives ``||y - x_r|| in [dist(x_r, box),
-farthest(x_r, box)]``, which the triangle terms use (intersection of
-intervals, so never looser). Proposition 2.1 itself is evaluated on the ball.
+farthest(x_r, box)]``, which the triangle and Hessian terms use
+(intersection of intervals, so never looser; the segment from ``x`` to ``y``
+stays in the box). Proposition 2.1 itself is evaluated on the ball.
 
 **Rounding (float64).** Squared distances ``||x||^2 + ||x_r||^2 - 2 <x, x_r>``
 carry the absolute error ``gamma_{d+4} (||x|| + ||x_r||)^2``; ``a`` and ``S`` are
@@ -69,6 +87,7 @@ square root. Results are rounded up.
 import hashlib
 import math
 import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -81,15 +100,28 @@ from ._common import (
     gamma as gam,
     prepare_active,
 )
-from ._kernel_numba import prop21_sums, triangle_terms, weighted_abs_sums
+from ._kernel_numba import prop21_sums, sum_abs_coef_times, triangle_terms, weighted_abs_sums
 
-__all__ = ["local_cross_lipschitz", "global_cross_lipschitz", "FAST_SUBSET_SIZE"]
+__all__ = [
+    "local_cross_lipschitz",
+    "global_cross_lipschitz",
+    "proposition21",
+    "FAST_SUBSET_SIZE",
+]
 
 FAST_SUBSET_SIZE = 256  # training points handled by Proposition 2.1 in "local_fast"
 _BLOCK = 512  # points per internal block (bounds memory at ~ 2 * _BLOCK * n doubles)
 
+_GRAD_CACHE_ROWS = 200_000  # rows whose gradient Gram matrices are kept (K^2 doubles each)
+
 _cache_lock = threading.Lock()
 _cache = {}
+_grad_lock = threading.Lock()
+_grad_cache = {"model": None, "rows": OrderedDict()}
+
+
+def _digest(arr):
+    return hashlib.blake2b(np.ascontiguousarray(arr).view(np.uint8), digest_size=16).digest()
 
 
 def global_cross_lipschitz(dual_coef, gamma):
@@ -121,6 +153,26 @@ def global_cross_lipschitz(dual_coef, gamma):
     return L
 
 
+def proposition21(X_fit, dual_coef, gamma, X, c, R, active=None):
+    """Proposition 2.1 alone (all pairs, rounded up), for studying the bound.
+
+    Parameters
+    ----------
+    X_fit, dual_coef, gamma, X, c, R, active
+        As in :func:`local_cross_lipschitz`.
+
+    Returns
+    -------
+    L : ndarray of shape (m, n_classes)
+        Proposition 2.1 for the active entries (NaN elsewhere).
+    """
+    _, parts = local_cross_lipschitz(
+        X_fit, dual_coef, gamma, X, c, R, active, method="local", return_parts=True,
+        force_prop21=True,
+    )
+    return parts["prop21"]
+
+
 def _check_gamma(gamma):
     g = float(gamma)
     if not (np.isfinite(g) and g > 0):
@@ -132,14 +184,13 @@ def _row_sqnorms(X):
     return np.einsum("ij,ij->i", X, X)
 
 
-def _train_sq_dists(X_fit, fsq):
+def _train_sq_dists(X_fit, fsq, fit_key):
     """``(D, Derr, Dmax)``: squared training distances with an absolute error bound.
 
-    Cached per training set (content hash), since the certificate calls the
-    bound many times with the same model.
+    Cached per training set (content hash ``fit_key``), since the certificate
+    calls the bound many times with the same model.
     """
-    key = hashlib.blake2b(np.ascontiguousarray(X_fit).view(np.uint8), digest_size=16).digest()
-    key = (X_fit.shape, key)
+    key = (X_fit.shape, fit_key)
     with _cache_lock:
         hit = _cache.get(key)
     if hit is not None:
@@ -173,9 +224,70 @@ def _box_distance_ranges(X_fit, lo, hi):
     return np.maximum(tlo, 0.0), thi
 
 
+def _gradient_grams(model_key, X_fit, fnorm, A, gamma, Xb, kv, krel, dhi):
+    """Gram matrices of the class gradients at the points, with error bounds.
+
+    Returns ``gram`` (mb, K, K) with ``gram[i, a, b] = <g_a(x_i), g_b(x_i)>``
+    for the computed gradients ``g_k(x) = -2 gamma sum_r alpha_kr k_r(x) (x - x_r)``
+    and ``eta`` (mb, K): ``||g_hat_k - g_k|| <= eta``. The gradient at ``x`` does
+    not depend on ``R``, so rows are cached (by content) across the calls of
+    one certification.
+
+    Error of ``eta``: the kernel values carry the relative error ``krel``
+    (``|k_hat - k| <= krel k_hat``, up to a factor ``1 + krel``), contributing
+    ``sum_r |alpha_kr| krel k_hat_r d_r``; the sum ``x sum_r w_r - sum_r w_r x_r``
+    has componentwise error ``gamma_{n+3} sum_r |w_r| (|x_l| + |x_rl|)``, whose
+    norm is at most ``gamma_{n+3} sum_r |w_r| (||x|| + ||x_r||)``.
+    """
+    mb = Xb.shape[0]
+    K, n = A.shape
+    keys = [_digest(Xb[i]) for i in range(mb)]
+    gram = np.empty((mb, K, K))
+    eta = np.empty((mb, K))
+    miss = []
+    with _grad_lock:
+        if _grad_cache["model"] != model_key:
+            _grad_cache["model"] = model_key
+            _grad_cache["rows"] = OrderedDict()
+        rows = _grad_cache["rows"]
+        for i, k in enumerate(keys):
+            hit = rows.get(k)
+            if hit is None:
+                miss.append(i)
+            else:
+                rows.move_to_end(k)
+                gram[i], eta[i] = hit
+    if miss:
+        miss = np.asarray(miss)
+        Xm = Xb[miss]
+        km = kv[miss]
+        G = np.empty((miss.size, K, Xb.shape[1]))
+        for k in range(K):
+            W = km * A[k]
+            G[:, k, :] = W.sum(axis=1)[:, None] * Xm - W @ X_fit
+        G *= -2.0 * gamma
+        gm = np.einsum("mkd,mld->mkl", G, G)
+        xn = np.sqrt(_row_sqnorms(Xm)) * (1.0 + 4 * EPS)
+        rel = krel[miss][:, None]
+        w = rel * (1.0 + rel) * dhi[miss] + gam(n + 8) * (1.0 + rel) * (xn[:, None] + fnorm[None, :])
+        em = np.empty((miss.size, K))
+        sum_abs_coef_times(A, km, np.ascontiguousarray(w), em)
+        em *= 2.0 * gamma * (1.0 + 8 * EPS)
+        gram[miss] = gm
+        eta[miss] = em
+        with _grad_lock:
+            if _grad_cache["model"] == model_key:
+                rows = _grad_cache["rows"]
+                for t, i in enumerate(miss):
+                    rows[keys[i]] = (gm[t], em[t])
+                while len(rows) > _GRAD_CACHE_ROWS:
+                    rows.popitem(last=False)
+    return gram, eta
+
+
 def local_cross_lipschitz(
     X_fit, dual_coef, gamma, X, c, R, active=None, lo=None, hi=None, method="local",
-    X_fit_sqnorm=None, *, return_parts=False,
+    X_fit_sqnorm=None, *, return_parts=False, force_prop21=False,
 ):
     """Upper bounds on ``max_{y in B(x, R) cap box} ||grad f_c(y) - grad f_j(y)||_2``.
 
@@ -206,8 +318,12 @@ def local_cross_lipschitz(
         Precomputed ``||x_r||^2`` (optional).
     return_parts : bool, default=False
         Also return a dict of the individual bounds (each (m, n_classes),
-        NaN where not computed): ``"prop21"`` (all pairs; ``"local"`` only),
-        ``"fast"``, ``"triangle"``, ``"global"``.
+        NaN where not computed): ``"prop21"`` (all pairs; ``"local"`` only,
+        ``inf`` at ``R = 0`` where it is skipped), ``"taylor"`` (mean-value
+        bound), ``"fast"``, ``"triangle"``, ``"global"``.
+    force_prop21 : bool, default=False
+        Evaluate Proposition 2.1 over all pairs also at ``R = 0`` (and with
+        ``method="local_fast"``); for studying the bounds.
 
     Returns
     -------
@@ -237,7 +353,10 @@ def local_cross_lipschitz(
 
     out = np.full((m, K), np.inf)
     out[np.arange(m), c] = 0.0
-    parts = {k: np.full((m, K), np.nan) for k in ("prop21", "fast", "triangle", "global")}
+    parts = {
+        k: np.full((m, K), np.nan)
+        for k in ("prop21", "fast", "taylor", "triangle", "global")
+    }
     pts = np.flatnonzero(act.any(axis=1))
     if pts.size == 0:
         return (out, parts) if return_parts else out
@@ -245,7 +364,10 @@ def local_cross_lipschitz(
     fnorm_max = math.sqrt(float(fsq.max(initial=0.0)))
     Lglob = global_cross_lipschitz(A, gamma)
     box_tlo, box_thi = _box_distance_ranges(X_fit, lo, hi)
-    Dfit, Derr, Dmax = _train_sq_dists(X_fit, fsq)
+    fit_key = _digest(X_fit)
+    model_key = (X_fit.shape, fit_key, _digest(A), gamma)
+    fnorm = np.sqrt(fsq) * (1.0 + 4 * EPS)
+    Dfit, Derr, Dmax = _train_sq_dists(X_fit, fsq, fit_key)
     N = min(FAST_SUBSET_SIZE, n)
     two_g = 2.0 * gamma * (1.0 + 2 * EPS)
 
@@ -270,12 +392,35 @@ def local_cross_lipschitz(
         # |fl(d2) - d2| <= gamma_{d+4} (||x|| + ||x_r||)^2 (dot products of length d)
         derr = gam(d + 8) * (np.sqrt(xsq) * (1 + 4 * EPS) + fnorm_max) ** 2 + TINY
         phi = np.empty((mb, n))
-        triangle_terms(d2, derr, Rb, gamma, box_tlo, box_thi, phi)
+        psi = np.empty((mb, n))
+        triangle_terms(d2, derr, Rb, gamma, box_tlo, box_thi, phi, psi)
         empty_mask = np.zeros((0, 0), dtype=np.uint8)
         tri = np.empty((mb, J))
         weighted_abs_sums(phi, A, cb, jlist, empty_mask, tri)
         tri *= two_g * (1.0 + 4 * EPS)
         best = tri.copy()
+
+        # mean-value bound: ||g(y)|| <= ||g(x)|| + R sup_ball ||hess(f_j - f_c)||_2
+        hess = np.empty((mb, J))
+        weighted_abs_sums(psi, A, cb, jlist, empty_mask, hess)
+        hess *= two_g * (1.0 + 4 * EPS)
+        kv = np.exp(-gamma * d2)
+        # relative error of kv: argument error gamma * derr plus rounding of gamma * d2
+        krel = np.expm1(gamma * (derr + 4 * EPS * d2.max(axis=1))) + 8 * EPS
+        dhi = np.sqrt(d2 + derr[:, None]) * (1.0 + 4 * EPS)
+        gram, eta = _gradient_grams(model_key, X_fit, fnorm, A, gamma, Xb, kv, krel, dhi)
+        del kv, dhi
+        ar = np.arange(mb)
+        jsafe = np.maximum(jlist, 0)
+        gcc = gram[ar, cb, cb][:, None]
+        gjj = gram[ar[:, None], jsafe, jsafe]
+        gcj = gram[ar[:, None], cb[:, None], jsafe]
+        sq = gcc + gjj - 2.0 * gcj
+        sq += gam(d + 8) * (np.sqrt(gcc) + np.sqrt(gjj)) ** 2 + 4 * EPS * (gcc + gjj + 2 * np.abs(gcj))
+        gdiff = np.sqrt(np.maximum(sq, 0.0)) * (1.0 + 4 * EPS)
+        gdiff += (eta[ar, cb][:, None] + eta[ar[:, None], jsafe]) * (1.0 + 4 * EPS)
+        taylor = (gdiff + Rb[:, None] * hess) * (1.0 + 4 * EPS)
+        best = np.minimum(best, taylor)
 
         # fast combination: Prop 2.1 on the N most influential points + triangle on the rest
         if N < n:
@@ -296,15 +441,21 @@ def local_cross_lipschitz(
             sel = np.zeros((mb, 1), dtype=np.int64)  # unused: all points
             rest = np.zeros((mb, J))
         sel = np.ascontiguousarray(sel, dtype=np.int64)
-        fast = _prop21(d2, derr, Dfit, Derr, Dmax, sel, N >= n, Rb, gamma, A, cb, jlist)
-        fast = (fast + rest) * (1.0 + 2 * EPS)
+        prop_sub = _prop21(d2, derr, Dfit, Derr, Dmax, sel, N >= n, Rb, gamma, A, cb, jlist)
+        fast = np.minimum((prop_sub + rest) * (1.0 + 2 * EPS), taylor)
         best = np.minimum(best, fast)
         full = None
-        if method == "local":
-            if N < n:
-                full = _prop21(d2, derr, Dfit, Derr, Dmax, sel, True, Rb, gamma, A, cb, jlist)
+        if method == "local" or force_prop21:
+            if N >= n:
+                full = prop_sub
             else:
-                full = fast
+                # at R = 0 Proposition 2.1 and the mean-value bound are both the
+                # exact gradient norm (up to rounding): skip the O(n^2) pass there
+                full = np.full((mb, J), np.inf)
+                pos = np.flatnonzero((Rb > 0) | force_prop21)
+                if pos.size:
+                    full[pos] = _prop21(d2[pos], derr[pos], Dfit, Derr, Dmax, sel[pos], True,
+                                        Rb[pos], gamma, A, cb[pos], jlist[pos])
             best = np.minimum(best, full)
         rows = np.repeat(np.arange(mb), J)
         jl = jlist.ravel()
@@ -315,6 +466,7 @@ def local_cross_lipschitz(
         if return_parts:
             parts["global"][p[rows], jl] = glob
             parts["triangle"][p[rows], jl] = tri.ravel()[ok]
+            parts["taylor"][p[rows], jl] = taylor.ravel()[ok]
             parts["fast"][p[rows], jl] = fast.ravel()[ok]
             if full is not None:
                 parts["prop21"][p[rows], jl] = full.ravel()[ok]
