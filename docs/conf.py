@@ -28,6 +28,7 @@ autodoc_default_options = {"members": True, "inherited-members": False}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 templates_path = ["_templates"]
+default_role = "literal"
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**/*.ipynb", "**/*.py.md5",
                     "auto_examples/*.py", "auto_examples/*.zip"]
 suppress_warnings = ["config.cache"]

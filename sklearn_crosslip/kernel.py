@@ -5,17 +5,38 @@ Implements the kernel model of Hein & Andriushchenko (2017), Sections 3, 3.1 and
     f_j(x) = sum_r alpha[j, r] exp(-gamma ||x - x_r||^2),   j = 1..K,
 
 over all ``n`` training points (no intercept), trained by L-BFGS on the mean
-cross-entropy plus ``lam`` times a regulariser (eq. 7). The Cross-Lipschitz
-regulariser Omega (eq. 6) is a fixed positive semidefinite quadratic form in
-``alpha`` whose matrix ``Q`` is computed once per fit; see
-:mod:`sklearn_crosslip.regularizers.kernel` for the derivation
+cross-entropy plus ``lam`` times a regulariser (eq. 7).
+
+Cross-Lipschitz regulariser as a fixed quadratic form
+------------------------------------------------------
+Omega (eq. 6) is a positive semidefinite quadratic form in ``alpha`` whose
+matrix depends only on the training inputs and ``gamma``
+(:mod:`sklearn_crosslip.regularizers.kernel` has the derivation): with
+``grad f_a(x_i) = -2 gamma sum_r a_r k_ir (x_i - x_r)``,
 
     sum_i ||grad f_a(x_i)||^2 = a^T Q a,
     Q_rs = 4 gamma^2 sum_i k_ir k_is <x_i - x_r, x_i - x_s>
          = 2 gamma^2 [M Kmat + Kmat M - (Kmat Kmat) o S],   M = Kmat o S,
 
-with ``S`` the squared training distances, and
-``Omega = 2/(n K^2) [K sum_l alpha_l^T Q alpha_l - s^T Q s]``, ``s = sum_l alpha_l``.
+with ``S`` the squared training distances, and, using
+``sum_{l,m} ||g_l - g_m||^2 = 2 K sum_l ||g_l||^2 - 2 ||sum_l g_l||^2``,
+``Omega = 2/(n K^2) [K sum_l alpha_l^T Q alpha_l - s^T Q s]`` with ``s = sum_l alpha_l``.
+
+Preconditioned L-BFGS
+---------------------
+In ``alpha`` the loss has Hessian ``Kmat W Kmat / n``: the squared condition number
+of the kernel matrix (about 1e8 on MNIST), and plain L-BFGS needs thousands of
+iterations. The fit therefore optimises ``u`` with ``alpha = u U^{-T}``, where
+``U^T U = B = a Kmat Kmat + H_reg`` (plus a tiny jitter) approximates the
+Hessian: ``a = 0.03 / n`` stands for the loss curvature and
+``H_reg = beta Q`` (``beta = 4 lam / (n K)``, the class-diagonal Hessian of
+``lam Omega``) or ``2 lam Kmat`` (``'rkhs'``). This is an exact change of
+variables. ``B`` costs the same as ``Q`` (``B = beta Q + a Kmat Kmat`` comes out
+of the same ``dsyr2k`` + ``dsyrk``), then one Cholesky factorisation and one
+triangular solve ``A = U^{-T} Kmat``. Because ``U^{-T} H_reg U^{-1} = I - a A A^T``,
+an evaluation needs only ``F = u A`` (training logits) and the stacked product
+``[dF; a F] A^T`` for every regulariser: two (K x n)(n x n) products, and no
+product with ``Q`` at all. On MNIST the fit converges in 20 to 60 iterations.
 """
 
 import numbers
@@ -372,7 +393,7 @@ class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         Final value of the training objective (eq. 7).
     n_features_in_ : int
         Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during ``fit`` (only for inputs with string
         column names).
 

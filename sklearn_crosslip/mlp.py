@@ -207,6 +207,24 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         features and ``hidden_units``).
     verbose : bool or int, default=False
         Print the objective after each iteration / epoch.
+    augmentation : {None, "affine"} or callable, default=None
+        Data augmentation of every mini-batch (paper Section 5, second
+        setting; stochastic solvers only). ``"affine"`` applies
+        :class:`~sklearn_crosslip.augmentation.AffineAugmenter` (random shifts
+        of up to 2 pixels, rotations of up to 15 degrees, zoom of up to 10 %)
+        to square gray-scale images; a callable ``f(X_batch, rng)`` returning
+        a batch of the same shape is used as given. Deterministic under
+        ``random_state``.
+    adversarial_fraction : float, default=0.0
+        Adversarial training (paper Section 5, third setting; stochastic
+        solvers only): this fraction of every mini-batch is replaced by L2
+        adversarial examples of the current network, made by the library's own
+        Section 4 attack (:meth:`adversarial_perturbation` with boundary
+        search) and labelled with the true class. Measured cost on bundled
+        MNIST (1024 units): about 2x the time per epoch at 0.5.
+    input_box : tuple (lo, hi) or None, default=None
+        Input domain that adversarial training examples respect, e.g.
+        ``(0, 1)`` for images; ``None`` means unconstrained.
 
     Attributes
     ----------
@@ -228,7 +246,7 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         L-BFGS iterations or epochs run.
     n_features_in_ : int
         Number of input features.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when ``X`` has string feature names.
 
     Notes
@@ -277,6 +295,9 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         random_state=None,
         warm_start=False,
         verbose=False,
+        augmentation=None,
+        adversarial_fraction=0.0,
+        input_box=None,
     ):
         self.hidden_units = hidden_units
         self.softplus_alpha = softplus_alpha
@@ -291,6 +312,9 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
+        self.augmentation = augmentation
+        self.adversarial_fraction = adversarial_fraction
+        self.input_box = input_box
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
@@ -332,6 +356,19 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
             _int("batch_size", self.batch_size, 1)
         _real("learning_rate_init", self.learning_rate_init, 0, True)
+        if not (self.augmentation is None or self.augmentation == "affine"
+                or callable(self.augmentation)):
+            raise ValueError(
+                "augmentation must be None, 'affine' or a callable f(X_batch, rng); got "
+                f"{self.augmentation!r}."
+            )
+        _real("adversarial_fraction", self.adversarial_fraction, 0, False, 1 + 1e-12)
+        if self.solver == "lbfgs" and (self.augmentation is not None
+                                       or self.adversarial_fraction > 0):
+            raise ValueError(
+                "augmentation and adversarial training generate new inputs for every "
+                "mini-batch, which needs a stochastic solver: use solver='adam' or 'sgd'."
+            )
         if self.regularizer == "dropout" and self.solver == "lbfgs":
             raise ValueError(
                 "regularizer='dropout' needs a stochastic solver: dropout makes the "
@@ -386,6 +423,7 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
             b1, b2 = (np.array(b, dtype=np.float64) for b in self.intercepts_)
         else:
             W1, b1, W2, b2 = self._initialize(d, U, K, check_random_state(self.random_state))
+        self._prepare_batch_transform(X)
         self.classes_ = classes
         self.lam_ = lam
         if self.solver == "lbfgs":
@@ -473,7 +511,48 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         yb : ndarray of shape (m',), int
             The batch to train on (any size ``m' >= 1``).
         """
+        if self.augmentation is not None:
+            # Section 5, data augmentation: fresh random distortions per mini-batch
+            augment = self._augmenter
+            Xb = np.asarray(augment(Xb, rng), dtype=np.float64)
+            if Xb.shape[0] != yb.shape[0]:
+                raise ValueError("The augmentation callable changed the batch size.")
+        frac = float(self.adversarial_fraction)
+        if frac > 0:
+            # Section 5, adversarial training: replace part of the batch by
+            # adversarial examples of the current network (true labels kept)
+            k = int(round(frac * Xb.shape[0]))
+            if k > 0:
+                idx = rng.choice(Xb.shape[0], size=k, replace=False)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # points without a flip stay clean
+                    delta = self.adversarial_perturbation(Xb[idx], norm=2, box=self.input_box)
+                found = np.all(np.isfinite(delta), axis=1)
+                Xb = Xb.copy()
+                Xb[idx[found]] += delta[found]
+                if self.input_box is not None:
+                    # remove last-bit overshoot of the box
+                    Xb[idx[found]] = np.clip(Xb[idx[found]], self._box_lo, self._box_hi)
         return Xb, yb
+
+    def _prepare_batch_transform(self, X):
+        """Resolve the augmentation and the adversarial-training box for ``fit``."""
+        self._augmenter = None
+        if self.augmentation == "affine":
+            from .augmentation import AffineAugmenter
+
+            side = int(round(np.sqrt(X.shape[1])))
+            if side * side != X.shape[1]:
+                raise ValueError(
+                    "augmentation='affine' needs square gray-scale images flattened to "
+                    f"side*side features; got n_features={X.shape[1]}. Pass a callable instead."
+                )
+            self._augmenter = AffineAugmenter(image_shape=(side, side))
+        elif callable(self.augmentation):
+            self._augmenter = self.augmentation
+        from ._validation import check_box
+
+        self._box_lo, self._box_hi = check_box(self.input_box, X.shape[1], X, name="input_box")
 
     def _fit_stochastic(self, X, y, W1, b1, W2, b2, lam):
         dtype = self._training_dtype

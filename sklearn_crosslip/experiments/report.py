@@ -125,7 +125,8 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None):
         lines.append("")
     mlp = [r for r in records if r["family"] == "mlp"]
     if mlp:
-        lines += ["## One-hidden-layer networks (1024 softplus units, a = 10)", ""]
+        lines += [f"## One-hidden-layer networks ({cfg.mlp_hidden_units} softplus units, a = 10, "
+                  f"Adam, {cfg.mlp_max_iter} epochs)", ""]
         lines += [
             "Selected model per regulariser and setting (lowest validation error):",
             "",

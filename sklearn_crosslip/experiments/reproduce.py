@@ -269,9 +269,15 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
     records : list of dict
         One record per trained model (also written to ``results.jsonl``).
     """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
     from ..kernel import KernelCrossLipClassifier
     from ..mlp import MLPCrossLipClassifier
 
+    # fixed iteration / epoch budgets are part of the protocol: do not warn about them
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
     cfg = ReproduceConfig.from_mode(quick) if config is None else config
     quick = cfg.quick
     X_fit, y_fit, X_val, y_val, X_train, y_train, X_test, y_test = _split(cfg)
