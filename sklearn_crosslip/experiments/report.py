@@ -100,6 +100,17 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None):
         "formal guarantee; every upper bound is a real adversarial example.",
         "",
     ]
+    checked = [r for r in records if "certificate_violations" in r]
+    if checked:
+        n_viol = sum(r["certificate_violations"] for r in checked)
+        n_pts = sum(r["n_cert"] for r in checked)
+        lines += [
+            f"Certificate check: for {len(checked)} models, the adversarial example of each of "
+            f"{n_pts} certified points was compared with its certified radius; "
+            + ("**none lay inside it**." if n_viol == 0 else
+               f"**{n_viol} lay inside it: this is a bug, please report it**."),
+            "",
+        ]
     kern = [sel[k] for k in sorted(sel) if k[0] == "kernel"]
     if kern:
         lines += [

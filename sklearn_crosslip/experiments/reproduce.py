@@ -160,12 +160,18 @@ def evaluate_robustness(est, X, y, *, cert_points=None, cert_bound="local", batc
     Xc, yc, cc = X[:n_c], y[:n_c], correct[:n_c]
     local = _batched(lambda Z: est.certified_radius(Z, bound=cert_bound), Xc, batch, "certify")
     glob = est.certified_radius(Xc, bound="global")
+    # every adversarial example is a check of the certificate: none may lie inside it
+    violations = int(np.sum(cc & (local > adv_norm[:n_c])))
+    if violations:
+        warnings.warn(f"{violations} adversarial examples lie strictly inside their certified "
+                      "radius: please report this bug.", RuntimeWarning)
     ok = cc & (local > 0)
     ratio = float(np.mean(glob[ok] / local[ok])) if ok.any() else float("nan")
     found = correct & np.isfinite(adv_norm)
     return {
         "upper": float(np.mean(adv_norm[found])) if found.any() else float("nan"),
         "attack_failures": int(np.sum(correct & ~np.isfinite(adv_norm))),
+        "certificate_violations": violations,
         "lower": float(np.mean(local[cc])) if cc.any() else float("nan"),
         "lower_global": float(np.mean(glob[cc])) if cc.any() else float("nan"),
         "global_local_ratio": ratio,
