@@ -29,7 +29,7 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 templates_path = ["_templates"]
 default_role = "literal"
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**/*.ipynb", "**/*.py.md5",
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**/*.ipynb", "**/*.py.md5", "reproduction/report.md",
                     "auto_examples/*.py", "auto_examples/*.zip"]
 suppress_warnings = ["config.cache"]
 
