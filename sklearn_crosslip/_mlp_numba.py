@@ -25,6 +25,8 @@ __all__ = [
     "backprop_hidden_inplace",
     "cross_lipschitz_hidden_grad",
     "frobenius_inner",
+    "adam_step_inplace",
+    "nesterov_step_inplace",
 ]
 
 # Arrays with at least this many entries use the parallel wrappers.
@@ -125,6 +127,25 @@ def _frobenius_rows(A, B, out, start, stop):
         out[i] = acc
 
 
+@njit(cache=True)
+def _adam_range(p, g, m1, m2, step, beta1, beta2, eps, start, stop):
+    # Adam (Kingma & Ba), bias correction folded into ``step``
+    for k in range(start, stop):
+        gk = np.float64(g[k])
+        m1[k] = beta1 * m1[k] + (1.0 - beta1) * gk
+        m2[k] = beta2 * m2[k] + (1.0 - beta2) * gk * gk
+        p[k] -= step * m1[k] / (np.sqrt(m2[k]) + eps)
+
+
+@njit(cache=True)
+def _nesterov_range(p, g, v, lr, momentum, start, stop):
+    # scikit-learn's Nesterov form: v <- mu v - lr g ; p <- p + mu v - lr g
+    for k in range(start, stop):
+        gk = np.float64(g[k])
+        v[k] = momentum * v[k] - lr * gk
+        p[k] += momentum * v[k] - lr * gk
+
+
 # ---------------------------------------------------------- parallel wrappers
 @njit(cache=True, parallel=True)
 def _bias_and_exponent_par(Z, b, a, E):
@@ -172,6 +193,23 @@ def _cl_hidden_grad_par(Q, S, ca, gZ):
 def _frobenius_par(A, B, out):
     for i in prange(A.shape[0]):
         _frobenius_rows(A, B, out, i, i + 1)
+
+
+_CHUNK = 1 << 14
+
+
+@njit(cache=True, parallel=True)
+def _adam_par(p, g, m1, m2, step, beta1, beta2, eps):
+    n = p.shape[0]
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        _adam_range(p, g, m1, m2, step, beta1, beta2, eps, c * _CHUNK, min(n, (c + 1) * _CHUNK))
+
+
+@njit(cache=True, parallel=True)
+def _nesterov_par(p, g, v, lr, momentum):
+    n = p.shape[0]
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        _nesterov_range(p, g, v, lr, momentum, c * _CHUNK, min(n, (c + 1) * _CHUNK))
 
 
 # -------------------------------------------------------------- Python layer
@@ -333,3 +371,41 @@ def frobenius_inner(A, B):
     else:
         _frobenius_rows(A, B, rows, 0, A.shape[0])
     return float(rows.sum())
+
+
+def adam_step_inplace(p, g, m1, m2, step, beta1, beta2, eps):
+    """One Adam update of the float64 parameters ``p`` (all arrays 1-d views).
+
+    Parameters
+    ----------
+    p, m1, m2 : ndarray of shape (N,), float64
+        Parameters, first and second moment estimates (updated in place).
+    g : ndarray of shape (N,)
+        Gradient (float32 or float64).
+    step : float
+        Learning rate times the bias correction ``sqrt(1 - beta2^t) / (1 - beta1^t)``.
+    beta1, beta2, eps : float
+        Adam constants.
+    """
+    if _parallel(p):
+        _adam_par(p, g, m1, m2, step, beta1, beta2, eps)
+    else:
+        _adam_range(p, g, m1, m2, step, beta1, beta2, eps, 0, p.shape[0])
+
+
+def nesterov_step_inplace(p, g, v, lr, momentum):
+    """One SGD step with Nesterov momentum (scikit-learn's form), in place.
+
+    Parameters
+    ----------
+    p, v : ndarray of shape (N,), float64
+        Parameters and velocities (updated in place).
+    g : ndarray of shape (N,)
+        Gradient (float32 or float64).
+    lr, momentum : float
+        Step size and momentum.
+    """
+    if _parallel(p):
+        _nesterov_par(p, g, v, lr, momentum)
+    else:
+        _nesterov_range(p, g, v, lr, momentum, 0, p.shape[0])

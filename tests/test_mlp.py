@@ -13,6 +13,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_crosslip import MLPCrossLipClassifier
 from sklearn_crosslip._mlp_numba import (
+    adam_step_inplace,
+    nesterov_step_inplace,
     softplus_and_derivative,
     softplus_derivative,
     softplus_forward_inplace,
@@ -95,6 +97,28 @@ def test_softplus_kernels_no_overflow_extreme_inputs():
     assert H[0, 0] == 0.0 and S[0, 0] == 0.0 and S[0, -1] == 1.0
     np.testing.assert_allclose(H, Z2, rtol=1e-15)
     np.testing.assert_allclose(S, S2, rtol=1e-15)
+
+
+@pytest.mark.parametrize("N", [10, 300_000])  # serial and parallel paths
+def test_optimizer_steps_match_numpy(N):
+    rng = np.random.default_rng(8)
+    p, m1, m2, v = rng.normal(size=N), rng.normal(size=N), rng.random(N), rng.normal(size=N)
+    g = rng.normal(size=N).astype(np.float32)
+    g64 = g.astype(np.float64)
+    m1_ref = 0.9 * m1 + 0.1 * g64
+    m2_ref = 0.999 * m2 + 0.001 * g64**2
+    p_ref = p - 0.01 * m1_ref / (np.sqrt(m2_ref) + 1e-8)
+    pa, m1a, m2a = p.copy(), m1.copy(), m2.copy()
+    adam_step_inplace(pa, g, m1a, m2a, 0.01, 0.9, 0.999, 1e-8)
+    np.testing.assert_allclose(m1a, m1_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(m2a, m2_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(pa, p_ref, rtol=1e-12, atol=1e-14)
+    v_ref = 0.9 * v - 0.1 * g64
+    p_ref = p + 0.9 * v_ref - 0.1 * g64
+    pn, vn = p.copy(), v.copy()
+    nesterov_step_inplace(pn, g, vn, 0.1, 0.9)
+    np.testing.assert_allclose(vn, v_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(pn, p_ref, rtol=1e-12, atol=1e-14)
 
 
 # -------------------------------------------------------------- the objective
@@ -442,7 +466,10 @@ def test_no_overflow_warnings_for_large_inputs(digits_small):
         est.predict_log_proba(Xbig * 100)
         est._logits_error(Xbig)
         est._input_gradients(Xbig[:3])
+        # beyond the float32 range the fit switches to float64 training
+        est.fit(X * 1e200, y)
     assert np.all(np.isfinite(P))
+    assert np.all(np.isfinite(est.coefs_[0]))
 
 
 # ------------------------------------------------------------------ bad input
