@@ -258,8 +258,9 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
     Training evaluates the objective in float32 (BLAS single precision, about
     twice as fast; float64 when ``|X|`` exceeds 1e15), with the parameter
     vector, the optimiser state and the fitted weights in float64. On bundled
-    MNIST the test errors of float32 and float64 training agree to 0.01 points. Prediction, input gradients and certificates
-    always use the float64 weights.
+    MNIST the test errors of float32 and float64 training agree to 0.01
+    points. Prediction, input gradients and certificates always use the
+    float64 weights.
 
     The mini-batch loop calls ``self._transform_batch(Xb, yb, rng)`` on every
     batch (identity here) so that subclasses can add data augmentation or
