@@ -17,128 +17,6 @@ __all__ = ["prop21_sums", "triangle_terms", "weighted_abs_sums", "sum_abs_coef_t
 _EPS = 2.220446049250313e-16
 
 
-@njit(cache=True, parallel=True)
-def triangle_terms(d2, derr, R, gamma, box_tlo, box_thi, phi, psi):
-    """Per training point maxima over the ball of the triangle and Hessian terms.
-
-    With ``t = ||y - x_r||`` ranging over ``[t_lo, t_hi]``, ``t_lo = max(0, d_r - R,
-    box_tlo_r)`` and ``t_hi = min(d_r + R, box_thi_r)`` (``y in B(x, R) cap box``):
-
-    * ``phi_r = max t exp(-gamma t^2)``: unimodal, peak ``1 / sqrt(2 gamma e)``
-      at ``t* = 1 / sqrt(2 gamma)`` (``||grad k_r(y)|| = 2 gamma phi``);
-    * ``psi_r = max exp(-gamma t^2) max(1, |2 gamma t^2 - 1|)``, so that
-      ``||hess k_r(y)||_2 = 2 gamma psi`` (eigenvalues ``-2 gamma k_r`` and
-      ``k_r (4 gamma^2 t^2 - 2 gamma)``). ``psi`` decreases on
-      ``[0, 1 / sqrt(gamma)]``, increases up to ``t2 = sqrt(1.5 / gamma)`` and
-      decreases after, so its maximum is at ``t_lo`` or at ``t2`` clipped.
-
-    ``d_r`` is enclosed with the absolute error ``derr`` of the squared
-    distance; every value is rounded up.
-
-    Parameters
-    ----------
-    d2 : ndarray of shape (m, n)
-        Computed squared distances ``||x_i - x_r||^2`` (clipped at 0).
-    derr : ndarray of shape (m,)
-        Absolute error bound on every entry of row ``i`` of ``d2``.
-    R : ndarray of shape (m,)
-    gamma : float
-    box_tlo, box_thi : ndarray of shape (n,)
-        Distance range from ``x_r`` to the box (0 and inf without a box).
-    phi, psi : ndarray of shape (m, n)
-        Outputs.
-    """
-    m, n = d2.shape
-    tstar = 1.0 / math.sqrt(2.0 * gamma)
-    peak = tstar * math.exp(-0.5)
-    t2 = math.sqrt(1.5 / gamma)
-    for i in prange(m):
-        Ri = R[i]
-        e = derr[i]
-        for r in range(n):
-            v = d2[i, r]
-            dlo = math.sqrt(max(v - e, 0.0)) * (1.0 - 4 * _EPS)
-            dhi = math.sqrt(v + e) * (1.0 + 4 * _EPS)
-            tlo = max((dlo - Ri) * (1.0 - 4 * _EPS), 0.0, box_tlo[r])
-            thi = min((dhi + Ri) * (1.0 + 4 * _EPS), box_thi[r])
-            if thi <= tstar:
-                t = thi
-            elif tlo >= tstar:
-                t = tlo
-            else:
-                t = tstar
-            gt2 = gamma * t * t
-            if t == tstar:
-                val = peak
-            else:
-                val = t * math.exp(-gt2)
-            # exp argument and product rounding; the peak branch is flat to 2nd order
-            phi[i, r] = val * (1.0 + (4.0 * gt2 + 64.0) * _EPS)
-            g0 = gamma * tlo * tlo
-            p0 = math.exp(-g0) * max(1.0, abs(2.0 * g0 - 1.0))
-            tp = min(max(t2, tlo), thi)
-            g1 = gamma * tp * tp
-            p1 = math.exp(-g1) * max(1.0, abs(2.0 * g1 - 1.0))
-            psi[i, r] = max(p0, p1) * (1.0 + (8.0 * max(g0, g1) + 64.0) * _EPS)
-
-
-@njit(cache=True, parallel=True)
-def sum_abs_coef_times(A, kv, w, out):
-    """``out[i, k] = sum_r |A[k, r]| kv[i, r] w[i, r]`` (rounded up), all terms >= 0.
-
-    Parameters
-    ----------
-    A : ndarray of shape (K, n)
-    kv, w : ndarray of shape (m, n)
-    out : ndarray of shape (m, K)
-    """
-    m, n = kv.shape
-    K = A.shape[0]
-    infl = 1.0 + (n + 8.0) * _EPS
-    for i in prange(m):
-        for k in range(K):
-            s = 0.0
-            for r in range(n):
-                s += abs(A[k, r]) * kv[i, r] * w[i, r]
-            out[i, k] = s * infl
-
-
-@njit(cache=True, parallel=True)
-def weighted_abs_sums(phi, A, c, jlist, mask, out):
-    """``out[i, jj] = sum_{r: mask} |A[j, r] - A[c_i, r]| phi[i, r]`` (rounded up).
-
-    Parameters
-    ----------
-    phi : ndarray of shape (m, n)
-    A : ndarray of shape (K, n)
-        Dual coefficients.
-    c : ndarray of shape (m,)
-    jlist : ndarray of shape (m, J)
-        Active classes per point, padded with -1.
-    mask : ndarray of shape (m, n) of uint8 or shape (0, 0)
-        If non-empty, only entries with ``mask[i, r] == 0`` are summed
-        (the complement of the Proposition 2.1 subset).
-    out : ndarray of shape (m, J)
-    """
-    m, n = phi.shape
-    J = jlist.shape[1]
-    use_mask = mask.shape[0] > 0
-    infl = 1.0 + (n + 8.0) * _EPS
-    for i in prange(m):
-        ci = c[i]
-        for jj in range(J):
-            j = jlist[i, jj]
-            if j < 0:
-                out[i, jj] = 0.0
-                continue
-            s = 0.0
-            for r in range(n):
-                if use_mask and mask[i, r] != 0:
-                    continue
-                s += abs(A[j, r] - A[ci, r]) * phi[i, r]
-            out[i, jj] = s * infl
-
-
 LOG2E = 1.4426950408889634
 LN2_HI = 0.693145751953125  # 20 significant bits: k * LN2_HI is exact for |k| < 2**33
 LN2_LO = 1.42860682030941723212e-06
@@ -187,6 +65,144 @@ def exp_vec(x):
     p = p * r + 1.0
     v = p * _i64_as_f64((np.int64(k) + 1023) << 52)
     return v if x > -708.0 else 0.0
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def triangle_terms(d2, derr, R, gamma, box_tlo, box_thi, phi, psi):
+    """Per training point maxima over the ball of the triangle and Hessian terms.
+
+    With ``t = ||y - x_r||`` ranging over ``[t_lo, t_hi]``, ``t_lo = max(0, d_r - R,
+    box_tlo_r)`` and ``t_hi = min(d_r + R, box_thi_r)`` (``y in B(x, R) cap box``):
+
+    * ``phi_r = max t exp(-gamma t^2)``: unimodal, peak ``1 / sqrt(2 gamma e)``
+      at ``t* = 1 / sqrt(2 gamma)`` (``||grad k_r(y)|| = 2 gamma phi``), so the
+      maximum is at ``t*`` clipped into the interval;
+    * ``psi_r = max exp(-gamma t^2) max(1, |2 gamma t^2 - 1|)``, so that
+      ``||hess k_r(y)||_2 = 2 gamma psi`` (eigenvalues ``-2 gamma k_r`` and
+      ``k_r (4 gamma^2 t^2 - 2 gamma)``). ``psi`` decreases on
+      ``[0, 1 / sqrt(gamma)]``, increases up to ``t2 = sqrt(1.5 / gamma)`` and
+      decreases after, so its maximum is at ``t_lo`` or at ``t2`` clipped.
+
+    ``d_r`` is enclosed with the absolute error ``derr`` of the squared
+    distance; every value is rounded up (relative ``(8 gamma t^2 + 192) eps``
+    for the exponential's argument and evaluation, ``+1e-300`` for its
+    underflow). Branch-free, so the loop over ``r`` vectorises.
+
+    Parameters
+    ----------
+    d2 : ndarray of shape (m, n)
+        Computed squared distances ``||x_i - x_r||^2`` (clipped at 0).
+    derr : ndarray of shape (m,)
+        Absolute error bound on every entry of row ``i`` of ``d2``.
+    R : ndarray of shape (m,)
+    gamma : float
+    box_tlo, box_thi : ndarray of shape (n,)
+        Distance range from ``x_r`` to the box (0 and inf without a box).
+    phi, psi : ndarray of shape (m, n)
+        Outputs.
+    """
+    m, n = d2.shape
+    tstar = 1.0 / math.sqrt(2.0 * gamma)
+    t2 = math.sqrt(1.5 / gamma)
+    lo_f = 1.0 - 4 * _EPS
+    hi_f = 1.0 + 4 * _EPS
+    for i in prange(m):
+        Ri = R[i]
+        e = derr[i]
+        for r in range(n):
+            v = d2[i, r]
+            vl = v - e
+            vl = vl if vl > 0.0 else 0.0
+            dlo = math.sqrt(vl) * lo_f
+            dhi = math.sqrt(v + e) * hi_f
+            tlo = (dlo - Ri) * lo_f
+            tlo = tlo if tlo > 0.0 else 0.0
+            bl = box_tlo[r]
+            tlo = tlo if tlo > bl else bl
+            thi = (dhi + Ri) * hi_f
+            bh = box_thi[r]
+            thi = thi if thi < bh else bh
+            t = tstar if tstar < thi else thi
+            t = t if t > tlo else tlo
+            g = gamma * t * t
+            phi[i, r] = t * exp_vec(-g) * (1.0 + (8.0 * g + 192.0) * _EPS) + 1e-300
+            g0 = gamma * tlo * tlo
+            f0 = 2.0 * g0 - 1.0
+            f0 = f0 if f0 > 1.0 else (1.0 if f0 > -1.0 else -f0)
+            p0 = exp_vec(-g0) * f0
+            tp = t2 if t2 < thi else thi
+            tp = tp if tp > tlo else tlo
+            g1 = gamma * tp * tp
+            f1 = 2.0 * g1 - 1.0
+            f1 = f1 if f1 > 1.0 else (1.0 if f1 > -1.0 else -f1)
+            p1 = exp_vec(-g1) * f1
+            gm = g0 if g0 > g1 else g1
+            pm = p0 if p0 > p1 else p1
+            psi[i, r] = pm * (1.0 + (8.0 * gm + 192.0) * _EPS) + 1e-300
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def weighted_abs_sums(phi, psi, A, c, jlist, mask, out1, out2):
+    """``out1[i, jj] = sum_r |A[j, r] - A[c_i, r]| phi[i, r]`` and the same with ``psi``.
+
+    Sums of non-negative terms, rounded up by ``(n + 8) eps``.
+
+    Parameters
+    ----------
+    phi, psi : ndarray of shape (m, n)
+    A : ndarray of shape (K, n)
+        Dual coefficients.
+    c : ndarray of shape (m,)
+    jlist : ndarray of shape (m, J)
+        Active classes per point, padded with -1.
+    mask : ndarray of shape (m, n) of uint8 or shape (0, 0)
+        If non-empty, only entries with ``mask[i, r] == 0`` are summed
+        (the complement of the Proposition 2.1 subset).
+    out1, out2 : ndarray of shape (m, J)
+    """
+    m, n = phi.shape
+    J = jlist.shape[1]
+    use_mask = mask.shape[0] > 0
+    infl = 1.0 + (n + 8.0) * _EPS
+    for i in prange(m):
+        ci = c[i]
+        for jj in range(J):
+            j = jlist[i, jj]
+            if j < 0:
+                out1[i, jj] = 0.0
+                out2[i, jj] = 0.0
+                continue
+            s1 = 0.0
+            s2 = 0.0
+            for r in range(n):
+                w = abs(A[j, r] - A[ci, r])
+                if use_mask:
+                    w = w if mask[i, r] == 0 else 0.0
+                s1 += w * phi[i, r]
+                s2 += w * psi[i, r]
+            out1[i, jj] = s1 * infl
+            out2[i, jj] = s2 * infl
+
+
+@njit(cache=True, parallel=True)
+def sum_abs_coef_times(A, kv, w, out):
+    """``out[i, k] = sum_r |A[k, r]| kv[i, r] w[i, r]`` (rounded up), all terms >= 0.
+
+    Parameters
+    ----------
+    A : ndarray of shape (K, n)
+    kv, w : ndarray of shape (m, n)
+    out : ndarray of shape (m, K)
+    """
+    m, n = kv.shape
+    K = A.shape[0]
+    infl = 1.0 + (n + 8.0) * _EPS
+    for i in prange(m):
+        for k in range(K):
+            s = 0.0
+            for r in range(n):
+                s += abs(A[k, r]) * kv[i, r] * w[i, r]
+            out[i, k] = s * infl
 
 
 _LANES = 256  # training points per block of rows (the vectorised dimension)

@@ -396,14 +396,13 @@ def local_cross_lipschitz(
         triangle_terms(d2, derr, Rb, gamma, box_tlo, box_thi, phi, psi)
         empty_mask = np.zeros((0, 0), dtype=np.uint8)
         tri = np.empty((mb, J))
-        weighted_abs_sums(phi, A, cb, jlist, empty_mask, tri)
+        hess = np.empty((mb, J))
+        weighted_abs_sums(phi, psi, A, cb, jlist, empty_mask, tri, hess)
         tri *= two_g * (1.0 + 4 * EPS)
-        best = tri.copy()
+        # sup over the ball of ||hess(f_j - f_c)||_2 <= 2 gamma sum_r |beta_r| psi_r
+        hess *= two_g * (1.0 + 4 * EPS)
 
         # mean-value bound: ||g(y)|| <= ||g(x)|| + R sup_ball ||hess(f_j - f_c)||_2
-        hess = np.empty((mb, J))
-        weighted_abs_sums(psi, A, cb, jlist, empty_mask, hess)
-        hess *= two_g * (1.0 + 4 * EPS)
         kv = np.exp(-gamma * d2)
         # relative error of kv: argument error gamma * derr plus rounding of gamma * d2
         krel = np.expm1(gamma * (derr + 4 * EPS * d2.max(axis=1))) + 8 * EPS
@@ -420,9 +419,10 @@ def local_cross_lipschitz(
         gdiff = np.sqrt(np.maximum(sq, 0.0)) * (1.0 + 4 * EPS)
         gdiff += (eta[ar, cb][:, None] + eta[ar[:, None], jsafe]) * (1.0 + 4 * EPS)
         taylor = (gdiff + Rb[:, None] * hess) * (1.0 + 4 * EPS)
-        best = np.minimum(best, taylor)
+        best = np.minimum(tri, taylor)
 
-        # fast combination: Prop 2.1 on the N most influential points + triangle on the rest
+        # split bound: Prop 2.1 on the N most influential points + triangle on the rest,
+        # evaluated only where it can win (its triangle part alone is below the best)
         if N < n:
             wsel = np.zeros((mb, n))
             for jj in range(J):
@@ -435,18 +435,25 @@ def local_cross_lipschitz(
             mask = np.zeros((mb, n), dtype=np.uint8)
             np.put_along_axis(mask, sel, 1, axis=1)
             rest = np.empty((mb, J))
-            weighted_abs_sums(phi, A, cb, jlist, mask, rest)
+            weighted_abs_sums(phi, phi, A, cb, jlist, mask, rest, np.empty((mb, J)))
             rest *= two_g * (1.0 + 4 * EPS)
         else:
             sel = np.zeros((mb, 1), dtype=np.int64)  # unused: all points
             rest = np.zeros((mb, J))
         sel = np.ascontiguousarray(sel, dtype=np.int64)
-        prop_sub = _prop21(d2, derr, Dfit, Derr, Dmax, sel, N >= n, Rb, gamma, A, cb, jlist)
+        need = (jlist >= 0) & (rest < best)
+        prop_sub = np.full((mb, J), np.inf)
+        rows_need = np.flatnonzero(need.any(axis=1))
+        if rows_need.size:
+            jl_need = np.where(need[rows_need], jlist[rows_need], -1)
+            prop_sub[rows_need] = _prop21(d2[rows_need], derr[rows_need], Dfit, Derr, Dmax,
+                                          sel[rows_need] if N < n else sel, N >= n,
+                                          Rb[rows_need], gamma, A, cb[rows_need], jl_need)
         fast = np.minimum((prop_sub + rest) * (1.0 + 2 * EPS), taylor)
         best = np.minimum(best, fast)
         full = None
         if method == "local" or force_prop21:
-            if N >= n:
+            if N >= n and rows_need.size == mb and np.all(need | (jlist < 0)):
                 full = prop_sub
             else:
                 # at R = 0 Proposition 2.1 and the mean-value bound are both the
