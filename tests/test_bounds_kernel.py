@@ -261,3 +261,20 @@ def test_gradient_cache_follows_model():
                                              c, np.zeros(len(X)))
     mask = _offdiag(c, 3)
     np.testing.assert_allclose(L3[mask], 2 * L1[mask], rtol=1e-9)
+
+
+def test_large_model_guard_and_cache_clear(monkeypatch):
+    est, X, c = _setup(7, n=40, d=4, K=3)
+    R = np.full(len(X), 0.2)
+    ref = kernel_bounds.local_cross_lipschitz(est.X_fit_, est.dual_coef_, est.gamma_, X, c, R,
+                                              method="local_fast")
+    monkeypatch.setattr(kernel_bounds, "DFIT_MAX_BYTES", 100)
+    kernel_bounds.clear_cache()
+    with pytest.raises(MemoryError, match="local_fast"):
+        kernel_bounds.local_cross_lipschitz(est.X_fit_, est.dual_coef_, est.gamma_, X, c, R)
+    L = kernel_bounds.local_cross_lipschitz(est.X_fit_, est.dual_coef_, est.gamma_, X, c, R,
+                                            method="local_fast")
+    mask = _offdiag(c, 3)
+    assert np.all(L[mask] >= ref[mask])  # without the split bound: never tighter
+    ex = _exact_norms(est, X, c)
+    assert np.all(L[mask] >= ex[mask])

@@ -106,18 +106,36 @@ __all__ = [
     "local_cross_lipschitz",
     "global_cross_lipschitz",
     "proposition21",
+    "clear_cache",
     "FAST_SUBSET_SIZE",
 ]
 
 FAST_SUBSET_SIZE = 256  # training points handled by Proposition 2.1 in "local_fast"
 _BLOCK = 512  # points per internal block (bounds memory at ~ 2 * _BLOCK * n doubles)
 
-_GRAD_CACHE_ROWS = 200_000  # rows whose gradient Gram matrices are kept (K^2 doubles each)
+GRAD_CACHE_BYTES = 256 * 2**20  # memory for cached gradient Gram matrices (K^2 doubles per row)
+DFIT_MAX_BYTES = 4 * 2**30  # largest n x n training distance matrix we materialise
 
 _cache_lock = threading.Lock()
 _cache = {}
 _grad_lock = threading.Lock()
 _grad_cache = {"model": None, "rows": OrderedDict()}
+
+
+def clear_cache():
+    """Release the cached training distance matrix and gradient Gram matrices.
+
+    The certificate calls the bound functions many times with the same model;
+    :func:`local_cross_lipschitz` therefore keeps the ``n x n`` training
+    distances of the last model (``8 n^2`` bytes) and the gradient Gram
+    matrices of recently seen points (at most ``GRAD_CACHE_BYTES``), keyed by
+    content hashes. Call this to free that memory.
+    """
+    with _cache_lock:
+        _cache.clear()
+    with _grad_lock:
+        _grad_cache["model"] = None
+        _grad_cache["rows"] = OrderedDict()
 
 
 def _digest(arr):
@@ -280,7 +298,8 @@ def _gradient_grams(model_key, X_fit, fnorm, A, gamma, Xb, kv, krel, dhi):
                 rows = _grad_cache["rows"]
                 for t, i in enumerate(miss):
                     rows[keys[i]] = (gm[t], em[t])
-                while len(rows) > _GRAD_CACHE_ROWS:
+                cap = max(1024, GRAD_CACHE_BYTES // (8 * (K * K + K)))
+                while len(rows) > cap:
                     rows.popitem(last=False)
     return gram, eta
 
@@ -367,8 +386,19 @@ def local_cross_lipschitz(
     fit_key = _digest(X_fit)
     model_key = (X_fit.shape, fit_key, _digest(A), gamma)
     fnorm = np.sqrt(fsq) * (1.0 + 4 * EPS)
-    Dfit, Derr, Dmax = _train_sq_dists(X_fit, fsq, fit_key)
     N = min(FAST_SUBSET_SIZE, n)
+    have_D = 8 * n * n <= DFIT_MAX_BYTES
+    if have_D:
+        Dfit, Derr, Dmax = _train_sq_dists(X_fit, fsq, fit_key)
+    elif method == "local" or force_prop21:
+        raise MemoryError(
+            f"Proposition 2.1 over all pairs needs the {n} x {n} training distance "
+            f"matrix ({8 * n * n / 2**30:.1f} GiB > DFIT_MAX_BYTES) and O(n^2) work per "
+            "point and radius; use bound='local_fast' for this model size."
+        )
+    else:
+        # no distance matrix: the split bound (which needs it) is not evaluated
+        Dfit, Derr, Dmax = np.zeros((0, 0)), 0.0, 0.0
     two_g = 2.0 * gamma * (1.0 + 2 * EPS)
 
     for b0 in range(0, pts.size, _BLOCK):
@@ -441,7 +471,7 @@ def local_cross_lipschitz(
             sel = np.zeros((mb, 1), dtype=np.int64)  # unused: all points
             rest = np.zeros((mb, J))
         sel = np.ascontiguousarray(sel, dtype=np.int64)
-        need = (jlist >= 0) & (rest < best)
+        need = (jlist >= 0) & (rest < best) & have_D
         prop_sub = np.full((mb, J), np.inf)
         rows_need = np.flatnonzero(need.any(axis=1))
         if rows_need.size:
