@@ -194,7 +194,9 @@ class _Search:
             t1[w[first_eval]] = 0.0
             with np.errstate(divide="ignore"):
                 a1[w[first_eval]] = 1.0 / hi0[idx[w[first_eval]]]
-                t2[w], a2[w] = t, 1.0 / np.where(up, g_lb, g_act)
+                # the model uses the evaluated classes only (pruned ones are merely
+                # known to be >= t); NaN when none was evaluated
+                t2[w], a2[w] = t, np.where(np.isfinite(g_act), 1.0 / g_act, np.nan)
             live[w] = self._live(b[w], hi[w])
         best[idx], R_at[idx], bind[idx] = b, Rb, jb
         return hi
@@ -226,8 +228,8 @@ class _Search:
             root *= 1.0 + 0.5 * rtol
         ok = model & np.isfinite(root) & (root > 0)
         t[ok] = np.clip(root[ok], b[ok] + 0.005 * w[ok], hi[ok] - 0.005 * w[ok])
-        bis = model & ~ok
-        t[bis] = 0.5 * (b[bis] + hi[bis])
+        bis = ~inf_hi & ~ok
+        t[bis] = np.sqrt(b[bis] * hi[bis])
         return t
 
 
