@@ -4,10 +4,16 @@ The matrix products of the network live in BLAS (numpy); these kernels do the
 element-wise passes over the ``(n, U)`` hidden layer. Each kernel is a pure
 ``@njit`` function over a range of rows (``*_rows``), run directly for small
 arrays and through a ``parallel=True`` / ``prange`` wrapper over points for
-large ones: waking OpenMP threads for a few thousand entries costs more than
-the work, and their spin-waiting slows the BLAS calls and the optimiser in
-between. No fastmath; scalars are passed in the dtype of the arrays, so the
-kernels run in float32 and float64 alike.
+large ones. Two size thresholds, from measurements on the 2-core reference
+machine: the ``exp``/``log1p`` kernels of the float64 model (prediction,
+gradients, certificates) gain from threads above ``PARALLEL_MIN_SIZE``
+entries; the cheap streaming passes of the training loop, which alternate
+with multi-threaded BLAS calls, ran 0-40 % *slower* with threads at MNIST
+size (the OpenMP workers spin-wait and compete with the BLAS threads, and tiny
+fits became 10x slower), so they use threads only above
+``PARALLEL_MIN_SIZE_STREAMING`` entries (e.g. on larger machines/batches).
+No fastmath; scalars are passed in the dtype of the arrays, so the kernels run
+in float32 and float64 alike.
 
 The activation is the softplus of Section 2.3,
 ``s(t) = log(1 + exp(a t)) / a`` with ``s'(t) = sigmoid(a t)`` and
@@ -29,12 +35,17 @@ __all__ = [
     "nesterov_step_inplace",
 ]
 
-# Arrays with at least this many entries use the parallel wrappers.
+# Arrays with at least this many entries use the parallel wrappers (see above).
 PARALLEL_MIN_SIZE = 1 << 18
+PARALLEL_MIN_SIZE_STREAMING = 1 << 23
 
 
 def _parallel(A):
     return A.size >= PARALLEL_MIN_SIZE
+
+
+def _parallel_streaming(A):
+    return A.size >= PARALLEL_MIN_SIZE_STREAMING
 
 
 # ---------------------------------------------------------------- row kernels
@@ -232,13 +243,13 @@ def softplus_forward_inplace(Z, b, a, S):
     S : ndarray of shape (n, U), C-contiguous
         Output: ``sigmoid(a (Z + b))``.
     """
-    if _parallel(Z):
+    if _parallel_streaming(Z):
         _bias_and_exponent_par(Z, b, a, S)
     else:
         _bias_and_exponent_rows(Z, b, a, S, 0, Z.shape[0])
     np.exp(S, out=S)
     L = np.log1p(S)
-    if _parallel(Z):
+    if _parallel_streaming(Z):
         _softplus_finish_par(Z, S, L, a, S)
     else:
         _softplus_finish_rows(Z, S, L, a, S, 0, Z.shape[0])
@@ -312,7 +323,7 @@ def backprop_hidden_inplace(dH, S, gZ=None, lam=None):
     lam : scalar of the dtype of ``dH``
         Regularisation weight (with ``gZ``).
     """
-    par = _parallel(dH)
+    par = _parallel_streaming(dH)
     if gZ is None:
         if par:
             _backprop_par(dH, S)
@@ -347,7 +358,7 @@ def cross_lipschitz_hidden_grad(Q, S, a, coef):
     """
     gZ = np.empty_like(Q)
     ca = coef * a
-    if _parallel(Q):
+    if _parallel_streaming(Q):
         _cl_hidden_grad_par(Q, S, ca, gZ)
     else:
         _cl_hidden_grad_rows(Q, S, ca, gZ, 0, Q.shape[0])
@@ -366,7 +377,7 @@ def frobenius_inner(A, B):
     value : float
     """
     rows = np.empty(A.shape[0], dtype=np.float64)
-    if _parallel(A):
+    if _parallel_streaming(A):
         _frobenius_par(A, B, rows)
     else:
         _frobenius_rows(A, B, rows, 0, A.shape[0])
@@ -387,7 +398,7 @@ def adam_step_inplace(p, g, m1, m2, step, beta1, beta2, eps):
     beta1, beta2, eps : float
         Adam constants.
     """
-    if _parallel(p):
+    if _parallel_streaming(p):
         _adam_par(p, g, m1, m2, step, beta1, beta2, eps)
     else:
         _adam_range(p, g, m1, m2, step, beta1, beta2, eps, 0, p.shape[0])
@@ -405,7 +416,7 @@ def nesterov_step_inplace(p, g, v, lr, momentum):
     lr, momentum : float
         Step size and momentum.
     """
-    if _parallel(p):
+    if _parallel_streaming(p):
         _nesterov_par(p, g, v, lr, momentum)
     else:
         _nesterov_range(p, g, v, lr, momentum, 0, p.shape[0])

@@ -58,6 +58,17 @@ def _central_diff(f, x, h):
     return g
 
 
+@pytest.fixture(params=["serial", "parallel"])
+def kernel_mode(request, monkeypatch):
+    """Run the numba kernels through their serial or their prange wrappers."""
+    import sklearn_crosslip._mlp_numba as kernels
+
+    size = 0 if request.param == "parallel" else 1 << 62
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_SIZE", size)
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_SIZE_STREAMING", size)
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def digits_small():
     X, y = load_digits()
@@ -66,7 +77,7 @@ def digits_small():
 
 # --------------------------------------------------------------------- kernels
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_softplus_kernels_match_reference(dtype):
+def test_softplus_kernels_match_reference(dtype, kernel_mode):
     rng = np.random.default_rng(0)
     Z = (rng.normal(size=(13, 7)) * 3).astype(dtype)
     b = rng.normal(size=7).astype(dtype)
@@ -84,7 +95,7 @@ def test_softplus_kernels_match_reference(dtype):
     np.testing.assert_allclose(S2, S_ref, rtol=tol, atol=tol)
 
 
-def test_softplus_kernels_no_overflow_extreme_inputs():
+def test_softplus_kernels_no_overflow_extreme_inputs(kernel_mode):
     Z = np.array([[-1e6, -800.0, -1.0, 0.0, 1.0, 800.0, 1e6, 1e300]])
     b = np.zeros(Z.shape[1])
     with warnings.catch_warnings():
@@ -99,9 +110,9 @@ def test_softplus_kernels_no_overflow_extreme_inputs():
     np.testing.assert_allclose(S, S2, rtol=1e-15)
 
 
-@pytest.mark.parametrize("N", [10, 300_000])  # serial and parallel paths
-def test_optimizer_steps_match_numpy(N):
+def test_optimizer_steps_match_numpy(kernel_mode):
     rng = np.random.default_rng(8)
+    N = 100_003
     p, m1, m2, v = rng.normal(size=N), rng.normal(size=N), rng.random(N), rng.normal(size=N)
     g = rng.normal(size=N).astype(np.float32)
     g64 = g.astype(np.float64)
@@ -123,7 +134,7 @@ def test_optimizer_steps_match_numpy(N):
 
 # -------------------------------------------------------------- the objective
 @pytest.mark.parametrize("regularizer", REGULARIZERS)
-def test_objective_gradient_matches_finite_differences(regularizer):
+def test_objective_gradient_matches_finite_differences(regularizer, kernel_mode):
     rng = np.random.default_rng(1)
     d, U, K, n = 5, 6, 3, 17
     X = rng.normal(size=(n, d))
@@ -229,7 +240,7 @@ def test_cross_lipschitz_matches_literal_eq6(K):
     assert cross_lipschitz_penalty(X, W1, b1, W2_shift, 3.0) == pytest.approx(omega, rel=1e-12)
 
 
-def test_cross_lipschitz_gradient_matches_finite_differences():
+def test_cross_lipschitz_gradient_matches_finite_differences(kernel_mode):
     rng = np.random.default_rng(6)
     d, U, K, n = 5, 7, 3, 9
     X = rng.normal(size=(n, d))
