@@ -349,5 +349,10 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
             value = params.get("dropout_rate") if reg == "dropout" else params["lam"]
             finish("mlp", reg, setting, f"mlp-{setting}-{reg}-{value:g}", est, params, val_err,
                    fit_time, False)
-    _log(f"done in {time.perf_counter() - t_start:.0f} s; report: {os.path.join(out_dir, 'report.md')}")
+    report = os.path.join(out_dir, "report.md")
+    _log(f"done in {time.perf_counter() - t_start:.0f} s; report: {report}")
+    if os.path.exists(report):
+        with open(report) as fh:  # the result tables, as written to the report
+            print("\n" + "\n".join(line for line in fh.read().splitlines()
+                                    if line.startswith(("|", "#"))), flush=True)
     return run.records
