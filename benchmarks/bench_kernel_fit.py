@@ -16,6 +16,13 @@ Prints, measured in the same run on the bundled 5000 training / 10000 test image
     in fresh subprocesses; target < 2 GB);
 (d) test errors of K-CL over a (gamma_scale, lam) grid and of SVC over a
     (gamma, C) grid (target: best K-CL <= best SVC + 0.3 percentage points).
+
+Measured (full run, 2 shared cores, other jobs running): (a) paired evaluations
+40.9 ms (CL) vs 41.2 ms (RKHS), ratio 1.00; fits 0.98 (quick run: 47.7 vs 49.3 ms
+per iteration); (b) 9.10 s vs SVC 3.90 s, ratio 2.33 (precomputation 6.5 s,
+45 iterations); (c) 0.59 GB tracemalloc peak, 0.77 GB peak resident during the
+fit; (d) best K-CL 3.91 % (gamma_scale=2, lam=0.1) vs best SVC 3.97 % (KNN40
+gamma, C=10): -0.06 pp. Default K-CL: 4.21 %.
 """
 
 import argparse
