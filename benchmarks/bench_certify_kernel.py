@@ -125,12 +125,14 @@ def main():
 
     t_fast, (r_fast, d_fast) = timed(
         lambda: est.certified_radius(Xt[:m_fast], bound="local_fast", return_details=True))
-    print(f"local_fast   {m_fast} points: {t_fast:8.2f} s ({CPU[-1]:7.2f})   mean radius {r_fast.mean():.4f}   "
+    print(f"local_fast   {m_fast} points: {t_fast:8.2f} s ({CPU[-1]:7.2f})   "
+          f"mean radius {r_fast.mean():.4f}   "
           f"evals/point {d_fast['n_evaluations'].mean():.2f}   (target <= 120 s for 10000)")
 
     t_loc, (r_loc, d_loc) = timed(
         lambda: est.certified_radius(Xt[:n_local], bound="local", return_details=True))
-    print(f"local        {n_local} points: {t_loc:8.2f} s ({CPU[-1]:7.2f})   mean radius {r_loc.mean():.4f}   "
+    print(f"local        {n_local} points: {t_loc:8.2f} s ({CPU[-1]:7.2f})   "
+          f"mean radius {r_loc.mean():.4f}   "
           f"evals/point {d_loc['n_evaluations'].mean():.2f}"
           + (f"   -> {t_loc / n_local * 1000:.0f} s per 1000 (target <= 600 s)"
              if n_local != 1000 else "   (target <= 600 s)"))

@@ -139,7 +139,8 @@ def main():
           f"evals/point {d_fast['n_evaluations'].mean():.2f}")
     print(f"  local       {t_loc:8.3f} s ({c_loc:6.2f})  mean radius {r_loc.mean():.4f}   "
           f"evals/point {d_loc['n_evaluations'].mean():.2f}   (target <= 60 s)")
-    print(f"  local vs global: mean ratio global/local {np.mean(r_glob[r_loc > 0] / r_loc[r_loc > 0]):.3f}")
+    pos = r_loc > 0
+    print(f"  local vs global: mean ratio global/local {np.mean(r_glob[pos] / r_loc[pos]):.3f}")
 
     n_ref = 5 if args.quick else 20
     t_ref, r_ref = timed(lambda: paper_reference(est, Xc[:n_ref]), 1)

@@ -65,10 +65,12 @@ def test_monte_carlo_ball(seed, box):
         L, parts = _L(est, X, c, R, lo=lo, hi=hi)
         for i in range(len(X)):
             H = rng.normal(size=(400, 10))
-            H *= (R * rng.uniform(size=(400, 1)) ** (1 / 10)) / np.linalg.norm(H, axis=1, keepdims=True)
+            H /= np.linalg.norm(H, axis=1, keepdims=True)
+            H *= R * rng.uniform(size=(400, 1)) ** (1 / 10)
             Y = X[i] + H
             if box:
-                Y = np.clip(Y, 0, 1)  # stays in the ball (projection onto a convex set containing x)
+                # still in the ball: projection onto a convex set containing x
+                Y = np.clip(Y, 0, 1)
             ex = _exact_norms(est, Y, np.full(len(Y), c[i])).max(axis=0)
             for j in range(4):
                 if j != c[i]:

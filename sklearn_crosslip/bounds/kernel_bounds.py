@@ -4,7 +4,8 @@ Model: ``f_j(x) = sum_r alpha_jr k_r(x)`` with ``k_r(x) = exp(-gamma ||x - x_r||
 For a class pair ``(c, j)`` let ``beta_r = alpha_jr - alpha_cr``; then
 ``grad f_j(y) - grad f_c(y) = -2 gamma sum_r beta_r (y - x_r) k_r(y)`` and (eq. 3)
 
-    ||grad f_j(y) - grad f_c(y)||^2 = 4 gamma^2 sum_{r,s} beta_r beta_s <y - x_r, y - x_s> k_r(y) k_s(y).
+    ||grad f_j(y) - grad f_c(y)||^2
+        = 4 gamma^2 sum_{r,s} beta_r beta_s <y - x_r, y - x_s> k_r(y) k_s(y).
 
 **Proposition 2.1** (derivation). Write ``y = x + h`` with ``||h|| = t <= R``,
 ``a = <x - x_r, x - x_s>``, ``w = 2x - x_r - x_s``, ``S = ||w||``,
@@ -12,7 +13,8 @@ For a class pair ``(c, j)`` let ``beta_r = alpha_jr - alpha_cr``; then
 
 * ``<y - x_r, y - x_s> = a + <h, w> + t^2 in [a - M S + M^2, a + R S + R^2]``
   (the minimum of ``t^2 - t S`` over ``[0, R]`` is at ``t = M``);
-* ``||y - x_r||^2 + ||y - x_s||^2 = A + 2 <h, w> + 2 t^2 in [A - 2 M S + 2 M^2, A + 2 R S + 2 R^2]``,
+* ``||y - x_r||^2 + ||y - x_s||^2 = A + 2 <h, w> + 2 t^2``, which lies in
+  ``[A - 2 M S + 2 M^2, A + 2 R S + 2 R^2]``,
   so ``k_r(y) k_s(y) in [e_lo, e_hi]`` with ``e_hi = k_r k_s exp(2 gamma M (S - M))``
   and ``e_lo = k_r k_s exp(-2 gamma R (S + R))``.
 
@@ -287,7 +289,8 @@ def _gradient_grams(model_key, X_fit, fnorm, A, gamma, Xb, kv, krel, dhi):
         gm = np.einsum("mkd,mld->mkl", G, G)
         xn = np.sqrt(_row_sqnorms(Xm)) * (1.0 + 4 * EPS)
         rel = krel[miss][:, None]
-        w = rel * (1.0 + rel) * dhi[miss] + gam(n + 8) * (1.0 + rel) * (xn[:, None] + fnorm[None, :])
+        w = rel * (1.0 + rel) * dhi[miss]
+        w += gam(n + 8) * (1.0 + rel) * (xn[:, None] + fnorm[None, :])
         em = np.empty((miss.size, K))
         sum_abs_coef_times(A, km, np.ascontiguousarray(w), em)
         em *= 2.0 * gamma * (1.0 + 8 * EPS)
@@ -445,7 +448,9 @@ def local_cross_lipschitz(
         gjj = gram[ar[:, None], jsafe, jsafe]
         gcj = gram[ar[:, None], cb[:, None], jsafe]
         sq = gcc + gjj - 2.0 * gcj
-        sq += gam(d + 8) * (np.sqrt(gcc) + np.sqrt(gjj)) ** 2 + 4 * EPS * (gcc + gjj + 2 * np.abs(gcj))
+        # Gram entries: dot products of length d; then three roundings of the combination
+        sq += gam(d + 8) * (np.sqrt(gcc) + np.sqrt(gjj)) ** 2
+        sq += 4 * EPS * (gcc + gjj + 2 * np.abs(gcj))
         gdiff = np.sqrt(np.maximum(sq, 0.0)) * (1.0 + 4 * EPS)
         gdiff += (eta[ar, cb][:, None] + eta[ar[:, None], jsafe]) * (1.0 + 4 * EPS)
         taylor = (gdiff + Rb[:, None] * hess) * (1.0 + 4 * EPS)
