@@ -230,15 +230,10 @@ def local_cross_lipschitz(
     rows, cols = np.nonzero(act)
     if rows.size == 0:
         return (out, parts) if return_parts else out
-    pts, inv = np.unique(rows, return_inverse=True)
-    sp, sm, unorm = _z_intervals(W1, b1, a, X[pts], R[pts], lo, hi)
     s1 = spectral_norm_upper(W1)
     dnorm = class_difference_norms(W2)
     Lglob = dnorm * s1 * (1.0 + 4 * EPS)
-
     ci = c[rows]
-    vabs = np.abs(W2.T[cols] - W2.T[ci])  # (E, U): |v| for every entry (rounding: relative u)
-    vsgn = np.sign(W2.T[cols] - W2.T[ci])
     opn = np.empty(rows.size)
     prop = np.full(rows.size, np.inf)
     if method == "local":
@@ -249,23 +244,39 @@ def local_cross_lipschitz(
     g_quad = gamma(2 * U + 8)
     g_gram = gamma(d + 8)
     g_vec = gamma(U + 8)
-    for e0 in range(0, rows.size, _ENTRY_BLOCK):
-        e = slice(e0, e0 + _ENTRY_BLOCK)
-        loc = inv[e]
-        P = sp[loc] * vabs[e]
+    # entries are sorted by point (np.nonzero is row-major): cut them into blocks of
+    # whole points so that the per-point arrays stay small
+    bounds = np.flatnonzero(np.diff(rows)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [rows.size]])
+    pb = 0
+    while pb < starts.size:
+        pe = pb
+        while pe < starts.size and ends[pe] - starts[pb] <= _ENTRY_BLOCK:
+            pe += 1
+        pe = max(pe, pb + 1)
+        e = slice(starts[pb], ends[pe - 1])
+        pb = pe
+        pts, loc = np.unique(rows[e], return_inverse=True)
+        sp, sm, unorm = _z_intervals(W1, b1, a, X[pts], R[pts], lo, hi)
+        vd = W2.T[cols[e]] - W2.T[ci[e]]  # (E, U): v for every entry (rounding: relative u)
+        P = sp[loc] * np.abs(vd)
         # O(U) bound ||W1||_2 ||v * s'(z^+)||_2 (rounded up)
         pn = np.sqrt(np.einsum("iu,iu->i", P, P)) * (1.0 + gamma(U + 16))
         opn[e] = pn * s1 * (1.0 + 8 * EPS)
         if method != "local":
             continue
-        Q = sm[loc] * vabs[e]
+        Q = sm[loc] * np.abs(vd)
         Dl = np.maximum(P * up - Q * dn, 0.0)  # >= p - q (true values)
         Sm_ = (P + Q) * up  # >= p + q
         t1 = np.einsum("iu,iu->i", Dl @ Gabs, Sm_) * (1.0 + g_quad)
         t1 += g_gram * (Dl @ unorm) * (Sm_ @ unorm) * (1.0 + g_quad)
         qn = np.sqrt(np.einsum("iu,iu->i", Q, Q)) * (1.0 + gamma(U + 16))
-        wp = np.sqrt(np.einsum("id,id->i", *(2 * [(vsgn[e] * P) @ W1.T])))
-        wq = np.sqrt(np.einsum("id,id->i", *(2 * [(vsgn[e] * Q) @ W1.T])))
+        sg = np.sign(vd)
+        Wp = (sg * P) @ W1.T
+        Wq = (sg * Q) @ W1.T
+        wp = np.sqrt(np.einsum("id,id->i", Wp, Wp))
+        wq = np.sqrt(np.einsum("id,id->i", Wq, Wq))
         # ||W1 (sigma p)|| <= ||computed|| + gamma_U ||W1||_F ||p||, then p <= p_hat (1 + 64 eps)
         wp = (wp * (1.0 + 4 * EPS) + g_vec * w1_fro * pn) * up
         wq = (wq * (1.0 + 4 * EPS) + g_vec * w1_fro * qn) * up
