@@ -194,3 +194,20 @@ def test_empty_input():
     est = _kernel(0, 4)
     r, det = theorem21.certified_radius(est, np.zeros((0, 4)), return_details=True)
     assert r.shape == (0,) and det["R"].shape == (0,)
+
+
+def test_optional_fused_logits_and_error_is_used():
+    d = 6
+    est = _mlp(5, d)
+    X = _points(5, d, 20)
+    r0 = est.certified_radius(X)
+    calls = []
+
+    class Fused(FakeMLP):
+        def _logits_and_error(self, X):
+            calls.append(len(X))
+            return self._logits(X), self._logits_error(X)
+
+    fused = Fused(*[getattr(est, k) for k in ("W1", "b1", "W2", "b2", "softplus_alpha")])
+    np.testing.assert_array_equal(fused.certified_radius(X), r0)
+    assert calls == [20]

@@ -36,7 +36,8 @@ bracket). Any trial is sound; the choice only affects speed (typically 3-5
 bound evaluations per point for ``rtol = 1e-3``).
 
 Float64 safety: margins are rounded down by ``2 * _logits_error`` (each logit
-may be off by that much) and a relative ``4 eps``; ratios ``m / L`` are rounded
+may be off by that much) and a relative ``4 eps`` (a model may also provide
+``_logits_and_error(X) -> (logits, error)`` to compute both in one pass); ratios ``m / L`` are rounded
 down; ``L`` is rounded up by the bound functions. Every rounding can only
 shrink the radius.
 
@@ -81,8 +82,15 @@ def _ratio_down(marg, L):
 
 def _margins(est, X):
     """Predicted class, margins rounded down, and validity per point."""
-    F = np.asarray(est._logits(X), dtype=np.float64)
-    err = np.asarray(est._logits_error(X), dtype=np.float64)
+    fused = getattr(est, "_logits_and_error", None)
+    if fused is not None:
+        # optional protocol extension: one pass for both (saves a forward pass)
+        F, err = fused(X)
+        F = np.asarray(F, dtype=np.float64)
+        err = np.asarray(err, dtype=np.float64)
+    else:
+        F = np.asarray(est._logits(X), dtype=np.float64)
+        err = np.asarray(est._logits_error(X), dtype=np.float64)
     m, K = F.shape
     if K < 2 or err.shape != (m,):
         raise ValueError("The model's protocol returned arrays of unexpected shape.")
