@@ -23,6 +23,13 @@ Run from the repository root under the shared CPU lock::
 
     flock /tmp/cpu.lock python benchmarks/bench_certify_kernel.py [--quick]
         [--coef C.npz] [--save-coef C.npz] [--n-local 1000] [--n-paper 20]
+
+Measured (2 shared cores, default model, test error 4.23%): global 0.97 s (the
+model's ``_logits`` + ``_logits_error``: 0.95 s), local_fast 40.6 s for 10000
+points, local 138 s for 1000 points (206 s while other jobs ran), the paper's
+bound alone 761 s per 1000 points (extrapolated from 20), Proposition 2.1
+kernel 8.3 ns per pair for all 9 classes; mean radius on 50 points: local_fast
+= local = 0.150, about 2.8 times the paper's bound (0.055 on 20 points).
 """
 
 import argparse

@@ -18,6 +18,12 @@ Run from the repository root under the shared CPU lock::
 
     flock /tmp/cpu.lock python benchmarks/bench_certify_mlp.py [--quick]
         [--weights W.npz] [--save-weights W.npz] [--max-iter 200]
+
+Measured (2 shared cores, weights of a 200-iteration L-BFGS fit, test error
+4.36%): global 0.91 s (the model's ``_logits`` + ``_logits_error`` take about
+1 s of it), local_fast 5.1 s, local 22.2 s (4.4 bound evaluations per point;
+up to 46 s while other jobs ran), mean radii 0.254 / 0.353 / 0.489; reference
+extrapolated to 15900 s (about 700x slower), same radii.
 """
 
 import argparse

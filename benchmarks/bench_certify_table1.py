@@ -18,6 +18,10 @@ ratio can only be larger than with Proposition 2.2 alone (never above 1).
 Run from the repository root under the shared CPU lock (a few minutes)::
 
     flock /tmp/cpu.lock python benchmarks/bench_certify_table1.py [--quick] [--n-test 10000]
+
+Measured (10000 test points): average global/local ratio none 0.520, dropout
+0.666, weight decay 0.688, Cross-Lipschitz 0.361 (paper: 0.69, 0.48, 0.68,
+0.21); test errors 6.91%, 4.88%, 4.88%, 3.85%.
 """
 
 import argparse
