@@ -39,6 +39,76 @@ class RobustnessMixin:
         )
         return X
 
+    # Prediction from the protocol's logits, shared by every model family.
+    def decision_function(self, X):
+        """Decision values ``f(x)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            ``f_1(x) - f_0(x)`` for two classes (positive favours
+            ``classes_[1]``), otherwise one column per class.
+        """
+        F = self._logits(self._validate_robustness_input(X))
+        return F[:, 1] - F[:, 0] if F.shape[1] == 2 else F
+
+    def predict_log_proba(self, X):
+        """Logarithm of the class probabilities, computed stably (log-sum-exp).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            In the order of ``classes_``.
+        """
+        F = self._logits(self._validate_robustness_input(X))
+        F -= F.max(axis=1, keepdims=True)
+        F -= np.log(np.exp(F).sum(axis=1, keepdims=True))
+        return F
+
+    def predict_proba(self, X):
+        """Class probabilities, the softmax of the decision values.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            In the order of ``classes_``.
+        """
+        F = self._logits(self._validate_robustness_input(X))
+        F -= F.max(axis=1, keepdims=True)
+        np.exp(F, out=F)
+        F /= F.sum(axis=1, keepdims=True)
+        return F
+
+    def predict(self, X):
+        """Predicted class labels (largest decision value).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        F = self._logits(self._validate_robustness_input(X))
+        return self.classes_[np.argmax(F, axis=1)]
+
     def certified_radius(
         self, X, y=None, *, bound="local", box=None, n_jobs=None, return_details=False
     ):

@@ -51,7 +51,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 from threadpoolctl import ThreadpoolController
 
 from ._robustness import RobustnessMixin
@@ -644,12 +644,6 @@ class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         return alpha, gamma, res
 
     # --------------------------------------------------------------- prediction
-    def _validate_X(self, X):
-        check_is_fitted(self)
-        return validate_data(
-            self, X, reset=False, dtype=np.float64, order="C", ensure_all_finite=True
-        )
-
     def _logits(self, X):
         """(m, K) float64 decision values ``f_j(x)`` (X already validated)."""
         out = np.empty((X.shape[0], self.dual_coef_.shape[0]))
@@ -712,73 +706,3 @@ class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         from .bounds import kernel_bounds
 
         return kernel_bounds.global_cross_lipschitz(self.dual_coef_, self.gamma_)
-
-    def decision_function(self, X):
-        """Decision values ``f_j(x)``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input samples.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
-            ``f_1 - f_0`` for binary problems (positive favours
-            ``classes_[1]``), otherwise one column per class.
-        """
-        F = self._logits(self._validate_X(X))
-        if F.shape[1] == 2:
-            return F[:, 1] - F[:, 0]
-        return F
-
-    def predict_proba(self, X):
-        """Class probabilities (softmax of the decision values).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input samples.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Probabilities in the order of ``classes_``.
-        """
-        F = self._logits(self._validate_X(X))
-        F -= F.max(axis=1, keepdims=True)
-        np.exp(F, out=F)
-        F /= F.sum(axis=1, keepdims=True)
-        return F
-
-    def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`, computed stably.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input samples.
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-        """
-        F = self._logits(self._validate_X(X))
-        F -= F.max(axis=1, keepdims=True)
-        F -= np.log(np.exp(F).sum(axis=1, keepdims=True))
-        return F
-
-    def predict(self, X):
-        """Predicted class labels (largest decision value).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input samples.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-        """
-        F = self._logits(self._validate_X(X))
-        return self.classes_[np.argmax(F, axis=1)]

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from ._mlp_numba import (
     adam_step_inplace,
@@ -140,13 +140,6 @@ class _Layout:
             for k, s in enumerate(self.shapes)
         )
         return W1, b1, W2, b2
-
-
-def _softmax(F):
-    F = F - F.max(axis=1, keepdims=True)
-    np.exp(F, out=F)
-    F /= F.sum(axis=1, keepdims=True)
-    return F
 
 
 class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
@@ -632,70 +625,6 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         self.loss_ = self.loss_curve_[-1]
 
     # ----------------------------------------------------------------- predict
-    def _validate_X_predict(self, X):
-        check_is_fitted(self)
-        return validate_data(
-            self, X, reset=False, dtype=np.float64, order="C", ensure_all_finite=True
-        )
-
-    def decision_function(self, X):
-        """Decision values ``f(x)``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
-            For two classes ``f_1(x) - f_0(x)`` (positive means ``classes_[1]``),
-            otherwise the ``n_classes`` outputs.
-        """
-        F = self._logits(self._validate_X_predict(X))
-        return F[:, 1] - F[:, 0] if F.shape[1] == 2 else F
-
-    def predict_proba(self, X):
-        """Class probabilities ``softmax(f(x))``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-        """
-        return _softmax(self._logits(self._validate_X_predict(X)))
-
-    def predict_log_proba(self, X):
-        """Logarithm of the class probabilities, computed stably.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-        """
-        F = self._logits(self._validate_X_predict(X))
-        F -= F.max(axis=1, keepdims=True)
-        F -= np.log(np.exp(F).sum(axis=1, keepdims=True))
-        return F
-
-    def predict(self, X):
-        """Predicted class labels.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-        """
-        F = self._logits(self._validate_X_predict(X))
-        return self.classes_[np.argmax(F, axis=1)]
 
     # ---------------------------------------------------------------- protocol
     def _hidden(self, X):
