@@ -19,9 +19,15 @@ Run from the repository root under the shared CPU lock::
     flock /tmp/cpu.lock python benchmarks/bench_certify_mlp.py [--quick]
         [--weights W.npz] [--save-weights W.npz] [--max-iter 200]
 
-Measured (2 shared cores, weights of a 200-iteration L-BFGS fit, test error
-4.36%): global 0.91 s (the model's ``_logits`` + ``_logits_error`` take about
-1 s of it), local_fast 5.1 s, local 22.2 s (4.4 bound evaluations per point;
+Measured on a quiet machine (2 cores, 2026-11-26, 200-iteration L-BFGS fit,
+test error 3.85%): global 0.367 s (target 1 s; the fused
+``_logits_and_error`` forward pass is nearly all of it), local_fast 4.9 s,
+local 29.9 s (target 60 s; 5.0 bound evaluations per point), mean radii
+0.187 / 0.316 / 0.498, mean ratio global/local 0.361; the reference
+extrapolated to 14088 s (471x slower) with the same radii on its 20 points.
+Earlier (2 shared cores, weights of a 200-iteration L-BFGS fit, test error
+4.36%, before the fused pass): global 0.91 s (the model's ``_logits`` +
+``_logits_error`` took about 1 s of it), local_fast 5.1 s, local 22.2 s (4.4 bound evaluations per point;
 up to 46 s while other jobs ran), mean radii 0.254 / 0.353 / 0.489; reference
 extrapolated to 15900 s (about 700x slower), same radii.
 """
@@ -133,14 +139,13 @@ def main():
         lambda: est.certified_radius(Xc, bound="local", return_details=True), rep)
     c_glob, c_fast, c_loc = CPU[-3:]
     t0 = time.perf_counter()
-    est._logits(Xc)
-    est._logits_error(Xc)
+    est._logits_and_error(Xc)
     t_logits = time.perf_counter() - t0
     print(f"\ncertified radius of {m} test points (median wall time of the repeats; "
           "process CPU time of both cores in brackets):")
     print(f"  global      {t_glob:8.3f} s ({c_glob:6.2f})  mean radius {r_glob.mean():.4f}   "
           "(target <= 1 s)")
-    print(f"              of which the model's _logits + _logits_error: {t_logits:.3f} s")
+    print(f"              of which the model's fused _logits_and_error: {t_logits:.3f} s")
     print(f"  local_fast  {t_fast:8.3f} s ({c_fast:6.2f})  mean radius {r_fast.mean():.4f}   "
           f"evals/point {d_fast['n_evaluations'].mean():.2f}")
     print(f"  local       {t_loc:8.3f} s ({c_loc:6.2f})  mean radius {r_loc.mean():.4f}   "

@@ -338,6 +338,10 @@ def test_logits_error_bounds_actual_error(fitted, digits_small):
     assert bound.shape == (X.shape[0],)
     assert np.all(bound >= err)
     assert np.all(bound < 1e-9)  # not vacuous
+    # the fused pass used by certified_radius gives the same logits and bound
+    F, bound2 = fitted._logits_and_error(X)
+    np.testing.assert_array_equal(F, fitted._logits(X))
+    np.testing.assert_array_equal(bound2, bound)
 
 
 def test_predict_proba_decision_function_consistency(fitted, digits_small):
