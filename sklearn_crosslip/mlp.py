@@ -15,6 +15,7 @@ import scipy.optimize
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 
@@ -285,6 +286,25 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
             return np.float64
         return self._training_dtype
 
+    _parameter_constraints = {
+        "hidden_units": [Interval(numbers.Integral, 1, None, closed="left")],
+        "softplus_alpha": [Interval(numbers.Real, 0, np.inf, closed="neither")],
+        "regularizer": [StrOptions(set(_REGULARIZERS))],
+        "lam": [None, Interval(numbers.Real, 0, np.inf, closed="left")],
+        "dropout_rate": [Interval(numbers.Real, 0, 1, closed="left")],
+        "solver": [StrOptions(set(_SOLVERS))],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, np.inf, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(numbers.Real, 0, np.inf, closed="neither")],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "augmentation": [None, StrOptions({"affine"}), callable],
+        "adversarial_fraction": [Interval(numbers.Real, 0, 1, closed="both")],
+        "input_box": [None, "array-like"],
+    }
+
     def __init__(
         self,
         hidden_units=1024,
@@ -323,51 +343,12 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
-        """Validate the hyper-parameters; return the resolved ``lam``."""
+        """Validate the hyper-parameters; return the resolved ``lam``.
 
-        def _real(name, value, low, low_open, high=None):
-            # low < value (low_open) or low <= value; value < high when high is given
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, numbers.Real)
-                or not np.isfinite(value)
-            ):
-                raise ValueError(f"{name} must be a finite real number; got {value!r}.")
-            if (value <= low if low_open else value < low) or (high is not None and value >= high):
-                left = "(" if low_open else "["
-                right = f"{high})" if high is not None else "inf)"
-                raise ValueError(f"{name} must be in {left}{low}, {right}; got {value!r}.")
-
-        def _int(name, value, low):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
-
-        _int("hidden_units", self.hidden_units, 1)
-        _real("softplus_alpha", self.softplus_alpha, 0, True)
-        if self.regularizer not in _REGULARIZERS:
-            raise ValueError(
-                f"regularizer must be one of {_REGULARIZERS}; got {self.regularizer!r}."
-            )
-        if self.solver not in _SOLVERS:
-            raise ValueError(f"solver must be one of {_SOLVERS}; got {self.solver!r}.")
-        if self.lam is None:
-            lam = _DEFAULT_LAM[self.regularizer]
-        else:
-            _real("lam", self.lam, 0, False)
-            lam = float(self.lam)
-        _real("dropout_rate", self.dropout_rate, 0, False, 1)
-        _int("max_iter", self.max_iter, 1)
-        _real("tol", self.tol, 0, False)
-        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
-            _int("batch_size", self.batch_size, 1)
-        _real("learning_rate_init", self.learning_rate_init, 0, True)
-        if not (self.augmentation is None or self.augmentation == "affine"
-                or callable(self.augmentation)):
-            raise ValueError(
-                "augmentation must be None, 'affine' or a callable f(X_batch, rng); got "
-                f"{self.augmentation!r}."
-            )
-        _real("adversarial_fraction", self.adversarial_fraction, 0, False, 1 + 1e-12)
+        Single parameters are checked by ``_validate_params`` against
+        ``_parameter_constraints``; this adds the checks that involve several.
+        """
+        self._validate_params()
         if self.solver == "lbfgs" and (self.augmentation is not None
                                        or self.adversarial_fraction > 0):
             raise ValueError(
@@ -380,7 +361,7 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
                 "objective random, which L-BFGS cannot minimise. Use solver='adam' or "
                 "solver='sgd', or another regularizer with solver='lbfgs'."
             )
-        return lam
+        return _DEFAULT_LAM[self.regularizer] if self.lam is None else float(self.lam)
 
     # --------------------------------------------------------------------- fit
     def fit(self, X, y):

@@ -55,3 +55,16 @@ def test_report_tables_and_figures(tmp_path):
     assert "augmentation" in text and "Table 1" in text
     assert (tmp_path / "figure2_bounds.png").stat().st_size > 1000
     assert (tmp_path / "figure3_adversarial.png").stat().st_size > 1000
+
+
+def test_report_states_wall_time_and_completion(tmp_path):
+    recs = _records(np.random.RandomState(1))
+    cfg = ReproduceConfig.from_mode(True)
+    text = open(write_report(recs, str(tmp_path), cfg, progress={"elapsed": 12.3,
+                                                                 "total": len(recs)})).read()
+    assert "Wall time: 12 s (complete)" in text
+    text = open(write_report(recs[:5], str(tmp_path), cfg,
+                             progress={"elapsed": 4.0, "total": len(recs)})).read()
+    assert f"Wall time: 4 s (in progress, 5 of {len(recs)} models)" in text
+    text = open(write_report(recs, str(tmp_path), cfg)).read()
+    assert "Wall time" not in text

@@ -81,7 +81,7 @@ def test_settings_need_stochastic_solver_and_valid_values(images):
         MLPCrossLipClassifier(hidden_units=4, augmentation="affine").fit(X, y)
     with pytest.raises(ValueError, match="stochastic solver"):
         MLPCrossLipClassifier(hidden_units=4, adversarial_fraction=0.5).fit(X, y)
-    with pytest.raises(ValueError, match="augmentation must be"):
+    with pytest.raises(ValueError, match="'augmentation' parameter"):
         MLPCrossLipClassifier(hidden_units=4, solver="adam", augmentation="flip").fit(X, y)
     with pytest.raises(ValueError, match="adversarial_fraction"):
         MLPCrossLipClassifier(hidden_units=4, solver="adam", adversarial_fraction=1.5).fit(X, y)

@@ -54,7 +54,7 @@ def _hyper(r):
     return f"lam={p['lam']:g}"
 
 
-def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None):
+def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, progress=None):
     """Write ``report.md`` (and PNG figures when matplotlib is available).
 
     Parameters
@@ -70,6 +70,9 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None):
         for Figure 3.
     X_eval, y_eval : ndarray, optional
         The evaluation points, for Figure 3.
+    progress : dict, optional
+        ``{"elapsed": seconds, "total": number of models planned}``: the
+        report then states the wall time so far and whether the run is complete.
 
     Returns
     -------
@@ -100,6 +103,13 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None):
         "formal guarantee; every upper bound is a real adversarial example.",
         "",
     ]
+    if progress is not None:
+        done, total = len(records), progress["total"]
+        state = "complete" if done >= total else f"in progress, {done} of {total} models"
+        lines += [
+            f"Wall time: {progress['elapsed']:.0f} s ({state}) on {os.cpu_count()} CPU cores.",
+            "",
+        ]
     checked = [r for r in records if "certificate_violations" in r]
     if checked:
         n_viol = sum(r["certificate_violations"] for r in checked)

@@ -224,7 +224,9 @@ def _mlp_grid(cfg):
 class _Run:
     """Bookkeeping of one reproduction: results file, report and plots."""
 
-    def __init__(self, out_dir, cfg, X_eval, y_eval):
+    def __init__(self, out_dir, cfg, X_eval, y_eval, n_total=None):
+        self.t_start = time.perf_counter()
+        self.n_total = n_total
         self.out_dir = out_dir
         self.cfg = cfg
         self.X_eval, self.y_eval = X_eval, y_eval
@@ -248,7 +250,11 @@ class _Run:
     def write(self):
         from .report import write_report
 
-        write_report(self.records, self.out_dir, self.cfg, self.deltas, self.X_eval, self.y_eval)
+        progress = None
+        if self.n_total is not None:
+            progress = {"elapsed": time.perf_counter() - self.t_start, "total": self.n_total}
+        write_report(self.records, self.out_dir, self.cfg, self.deltas, self.X_eval, self.y_eval,
+                     progress=progress)
 
 
 def _params_str(params, keys):
@@ -288,7 +294,9 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
     quick = cfg.quick
     X_fit, y_fit, X_val, y_val, X_train, y_train, X_test, y_test = _split(cfg)
     X_eval, y_eval = X_test[: cfg.n_eval], y_test[: cfg.n_eval]
-    run = _Run(out_dir, cfg, X_eval, y_eval)
+    n_total = (len(KERNEL_REGULARIZERS) if "kernel" in parts else 0) + (
+        len(list(_mlp_grid(cfg))) if "mlp" in parts else 0)
+    run = _Run(out_dir, cfg, X_eval, y_eval, n_total=n_total)
     t_start = time.perf_counter()
     _log(f"reproduce ({'quick' if quick else 'full'}): train {X_fit.shape[0]} + val "
          f"{X_val.shape[0]}, test {X_test.shape[0]}, robustness on {cfg.n_eval} test points; "
