@@ -217,9 +217,11 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         adversarial examples of the current network, made by the library's own
         Section 4 attack (:meth:`adversarial_perturbation` with boundary
         search) and labelled with the true class. Measured cost on bundled
-        MNIST (1024 units, Adam, batches of 128, 0.5): about 7x the time per
-        epoch of plain training (65-70 s instead of 7-10 s for 8 epochs on 1500
-        images), since every batch runs the attack on the current network.
+        MNIST (1024 units, Adam, batches of 128, fraction 0.5, 4000 images, 2
+        quiet cores): 4.7 s per epoch instead of 0.56 s with weight decay
+        (8x), 6.2 s instead of 1.25 s with Cross-Lipschitz (5x), since every
+        batch runs the attack (about 0.1 s per 64 points) on the current
+        network.
     input_box : tuple (lo, hi) or None, default=None
         Input domain that adversarial training examples respect, e.g.
         ``(0, 1)`` for images; ``None`` means unconstrained.

@@ -97,7 +97,7 @@ class ReproduceConfig:
             mlp_hidden_units=1024,
             mlp_lams={"none": (0.0,), "weight_decay": (1e-4,), "dropout": (0.5,),
                       "cross_lipschitz": (1e-2,)},
-            mlp_max_iter=8,
+            mlp_max_iter=16,
         )
 
 
