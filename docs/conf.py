@@ -35,7 +35,8 @@ suppress_warnings = ["config.cache"]
 
 intersphinx_mapping = {}
 
-# "fast mode" for CI: SPHINX_GALLERY_PLOT=0 builds the gallery pages without running examples.
+# SPHINX_GALLERY_PLOT=0 ("fast mode") builds the gallery pages without running the examples;
+# by default (and in the test suite) they run, a few seconds each on bundled MNIST.
 _run_examples = os.environ.get("SPHINX_GALLERY_PLOT", "1") != "0"
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
