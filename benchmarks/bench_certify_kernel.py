@@ -25,11 +25,13 @@ Run from the repository root under the shared CPU lock::
         [--coef C.npz] [--save-coef C.npz] [--n-local 1000] [--n-paper 20]
 
 Measured on a quiet machine (2 cores, 2026-11-26, default model, test error
-4.21%, ``--quick``): global 0.76 s for the 10000 test points (target 1 s;
-nearly all of it the (10000 x 5000) kernel evaluation), local_fast 7.6 s per
-2000 points, local 129 s per 1000 points (extrapolated from 50), the paper's
-bound alone 841 s per 1000 (from 5), local = local_fast = 2.77 x the paper's
-bound on 5 points. Earlier full run (2 shared cores, other jobs running, test
+4.21%, full run): global 0.82 s for the 10000 test points (target 1 s; 0.76 s
+in a ``--quick`` run; nearly all of it the (10000 x 5000) kernel evaluation),
+local_fast 35.0 s for the 10000 test points (target 120 s), local 132.9 s for
+1000 points (target 600 s), the paper's bound alone 779 s per 1000
+(extrapolated from 20), Proposition 2.1 kernel 10.4 ns per pair for all 9
+classes; local_fast / local mean radius 1.0000 on 50 points; local =
+local_fast = 2.79 x the paper's bound on 20 points. Earlier full run (2 shared cores, other jobs running, test
 error 4.23%): global 0.97 s (the model's ``_logits`` + ``_logits_error``: 0.95 s), local_fast 40.6 s for 10000
 points, local 138 s for 1000 points (206 s while other jobs ran), the paper's
 bound alone 761 s per 1000 points (extrapolated from 20), Proposition 2.1
