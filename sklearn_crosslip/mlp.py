@@ -645,7 +645,8 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         every ``|z_r|`` by it), ``|fl(z_r) - z_r| <= e_z = gamma_{d+1} zmax``;
         the softplus is 1-Lipschitz, non-negative, at most ``|z| + log(2)/a`` and
         evaluated to a few ulps, so ``|fl(h_r) - h_r| <= e_h = e_z + 8u (2 zmax
-        + log(2)/a + e_z)``; then ``|fl(f_j) - f_j| <= gamma_{U+1} (h^T |w_j| +
+        + log(2)/a + 3 e_z)`` (the computed ``|z|`` and ``|h|`` exceed ``zmax``
+        and ``zmax + log(2)/a`` by at most ``e_z``); then ``|fl(f_j) - f_j| <= gamma_{U+1} (h^T |w_j| +
         |b2_j|) + (1 + gamma_{U+1}) e_h ||w_j||_1`` with ``w_j`` the j-th column
         of ``W2``. The result is doubled to cover the rounding of this
         computation itself. Its size (about ``1e-12`` on MNIST-scale models) is
@@ -676,7 +677,8 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
             F[s:s + _EVAL_BLOCK] = H @ W2 + b2
             zmax = 1.01 * np.sqrt(np.einsum("il,il->i", Xb, Xb)) * cmax + bmax
             ez = gamma(d + 1) * zmax
-            eh = ez + 8 * u * (2.0 * zmax + np.log(2.0) / self.softplus_alpha + ez)
+            # computed |z| <= zmax + e_z and |h| <= zmax + e_z + log(2)/a
+            eh = ez + 8 * u * (2.0 * zmax + np.log(2.0) / self.softplus_alpha + 3.0 * ez)
             ef = gU * (H @ aW2 + np.abs(b2)) + (1.0 + gU) * eh[:, None] * w1norm
             err[s:s + _EVAL_BLOCK] = 2.0 * ef.max(axis=1)
         return F, err
