@@ -45,6 +45,7 @@ import warnings
 
 import numpy as np
 
+from _timing import CPU, timed  # benchmarks/_timing.py (script directory)
 from sklearn_crosslip.bounds import kernel_bounds
 from sklearn_crosslip.datasets import load_mnist
 from sklearn_crosslip.kernel import KernelCrossLipClassifier
@@ -90,21 +91,6 @@ def get_model(args, X, y):
     if args.save_coef:
         np.savez(args.save_coef, A=est.dual_coef_, gamma=est.gamma_)
     return est, fit_time
-
-
-CPU = []  # process CPU seconds of the last timed() calls (both cores summed)
-
-
-def timed(fn, repeats=1):
-    """Median wall time of ``fn()`` (its process CPU time is kept in ``CPU``)."""
-    times, cpus, res = [], [], None
-    for _ in range(repeats):
-        t, c = time.perf_counter(), time.process_time()
-        res = fn()
-        times.append(time.perf_counter() - t)
-        cpus.append(time.process_time() - c)
-    CPU.append(float(np.median(cpus)))
-    return float(np.median(times)), res
 
 
 def main():

@@ -39,6 +39,7 @@ import warnings
 import numpy as np
 from scipy.special import expit
 
+from _timing import CPU, timed  # benchmarks/_timing.py (script directory)
 from sklearn_crosslip.datasets import load_mnist
 from sklearn_crosslip.mlp import MLPCrossLipClassifier
 
@@ -99,21 +100,6 @@ def paper_reference(est, X, steps=20):
                 hi = mid
         out[i] = best
     return out
-
-
-CPU = []  # process CPU seconds of the last timed() calls (both cores summed)
-
-
-def timed(fn, repeats=1):
-    """Median wall time of ``fn()`` (its process CPU time is kept in ``CPU``)."""
-    times, cpus, res = [], [], None
-    for _ in range(repeats):
-        t, c = time.perf_counter(), time.process_time()
-        res = fn()
-        times.append(time.perf_counter() - t)
-        cpus.append(time.process_time() - c)
-    CPU.append(float(np.median(cpus)))
-    return float(np.median(times)), res
 
 
 def main():
