@@ -619,12 +619,15 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
 
     def _logits(self, X):
         """Outputs ``f_j(x)``, shape (m, n_classes), float64 (X validated)."""
-        W2, b2 = self.coefs_[1], self.intercepts_[1]
-        out = np.empty((X.shape[0], W2.shape[1]), dtype=np.float64)
+        out = np.empty((X.shape[0], self.coefs_[1].shape[1]), dtype=np.float64)
         for s in range(0, X.shape[0], _EVAL_BLOCK):
             _, H, _ = self._hidden(X[s:s + _EVAL_BLOCK])
-            out[s:s + _EVAL_BLOCK] = H @ W2 + b2
+            out[s:s + _EVAL_BLOCK] = self._output(H)
         return out
+
+    def _output(self, H):
+        """Output layer ``H W2 + b2``: the one product behind every logit (bit-identical)."""
+        return H @ self.coefs_[1] + self.intercepts_[1]
 
     def _logits_error(self, X):
         """Upper bound on the absolute floating-point error of every logit, shape (m,).
@@ -646,12 +649,12 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         the softplus is 1-Lipschitz, non-negative, at most ``|z| + log(2)/a`` and
         evaluated to a few ulps, so ``|fl(h_r) - h_r| <= e_h = e_z + 8u (2 zmax
         + log(2)/a + 3 e_z)`` (the computed ``|z|`` and ``|h|`` exceed ``zmax``
-        and ``zmax + log(2)/a`` by at most ``e_z``); then ``|fl(f_j) - f_j| <= gamma_{U+1} (h^T |w_j| +
-        |b2_j|) + (1 + gamma_{U+1}) e_h ||w_j||_1`` with ``w_j`` the j-th column
-        of ``W2``. The result is doubled to cover the rounding of this
-        computation itself. Its size (about ``1e-12`` on MNIST-scale models) is
-        negligible against margins; it only has to be valid. ``F`` is computed
-        exactly as in :meth:`_logits`, bit for bit.
+        and ``zmax + log(2)/a`` by at most ``e_z``); then ``|fl(f_j) - f_j| <=
+        gamma_{U+1} (h^T |w_j| + |b2_j|) + (1 + gamma_{U+1}) e_h ||w_j||_1``
+        with ``w_j`` the j-th column of ``W2``. The result is doubled to cover
+        the rounding of this computation itself. Its size (about ``1e-12`` on
+        MNIST-scale models) is negligible against margins; it only has to be
+        valid. ``F`` is computed exactly as in :meth:`_logits`, bit for bit.
         """
         W1, W2 = self.coefs_
         b1, b2 = self.intercepts_
@@ -673,8 +676,8 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         for s in range(0, X.shape[0], _EVAL_BLOCK):
             Xb = X[s:s + _EVAL_BLOCK]
             _, H, _ = self._hidden(Xb)  # H >= 0
-            # same product as _logits, so that predictions and certificates agree bit for bit
-            F[s:s + _EVAL_BLOCK] = H @ W2 + b2
+            # as in _logits, so that predictions and certificates agree bit for bit
+            F[s:s + _EVAL_BLOCK] = self._output(H)
             zmax = 1.01 * np.sqrt(np.einsum("il,il->i", Xb, Xb)) * cmax + bmax
             ez = gamma(d + 1) * zmax
             # computed |z| <= zmax + e_z and |h| <= zmax + e_z + log(2)/a

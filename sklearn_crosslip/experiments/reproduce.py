@@ -157,7 +157,7 @@ def evaluate_robustness(est, X, y, *, cert_points=None, cert_bound="local", batc
                          X, batch, "attack")
     adv_norm = np.linalg.norm(delta, axis=1)
     n_c = X.shape[0] if cert_points is None else min(cert_points, X.shape[0])
-    Xc, yc, cc = X[:n_c], y[:n_c], correct[:n_c]
+    Xc, cc = X[:n_c], correct[:n_c]
     local = _batched(lambda Z: est.certified_radius(Z, bound=cert_bound), Xc, batch, "certify")
     glob = est.certified_radius(Xc, bound="global")
     # every adversarial example is a check of the certificate: none may lie inside it
@@ -294,10 +294,9 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
     quick = cfg.quick
     X_fit, y_fit, X_val, y_val, X_train, y_train, X_test, y_test = _split(cfg)
     X_eval, y_eval = X_test[: cfg.n_eval], y_test[: cfg.n_eval]
-    n_total = (len(KERNEL_REGULARIZERS) if "kernel" in parts else 0) + (
-        len(list(_mlp_grid(cfg))) if "mlp" in parts else 0)
+    mlp_grid = list(_mlp_grid(cfg)) if "mlp" in parts else []
+    n_total = (len(KERNEL_REGULARIZERS) if "kernel" in parts else 0) + len(mlp_grid)
     run = _Run(out_dir, cfg, X_eval, y_eval, n_total=n_total)
-    t_start = time.perf_counter()
     _log(f"reproduce ({'quick' if quick else 'full'}): train {X_fit.shape[0]} + val "
          f"{X_val.shape[0]}, test {X_test.shape[0]}, robustness on {cfg.n_eval} test points; "
          f"writing to {out_dir}")
@@ -345,9 +344,8 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
                    time.perf_counter() - t0, True)
 
     if "mlp" in parts:
-        grid = list(_mlp_grid(cfg))
-        for i, (setting, reg, params) in enumerate(grid, 1):
-            _log(f"[mlp {i}/{len(grid)}] {setting} / {reg}: "
+        for i, (setting, reg, params) in enumerate(mlp_grid, 1):
+            _log(f"[mlp {i}/{len(mlp_grid)}] {setting} / {reg}: "
                  f"{_params_str(params, ['lam', 'dropout_rate'])}")
             t0 = time.perf_counter()
             est = MLPCrossLipClassifier(**params).fit(X_fit, y_fit)
@@ -358,7 +356,7 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
             finish("mlp", reg, setting, f"mlp-{setting}-{reg}-{value:g}", est, params, val_err,
                    fit_time, False)
     report = os.path.join(out_dir, "report.md")
-    _log(f"done in {time.perf_counter() - t_start:.0f} s; report: {report}")
+    _log(f"done in {time.perf_counter() - run.t_start:.0f} s; report: {report}")
     if os.path.exists(report):
         with open(report) as fh:  # the result tables, as written to the report
             print("\n" + "\n".join(line for line in fh.read().splitlines()
