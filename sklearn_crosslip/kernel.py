@@ -692,17 +692,22 @@ class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
                 G[sl] = T
         return G
 
-    def _local_cross_lipschitz(self, X, c, R, active=None, lo=None, hi=None, method="local"):
-        """Upper bounds on the local cross-Lipschitz constants (Proposition 2.1)."""
+    def _local_cross_lipschitz(self, X, c, R, active=None, lo=None, hi=None, method="local",
+                               norm=2):
+        """Upper bounds on the local cross-Lipschitz constants (Proposition 2.1).
+
+        ``norm`` is the p of the ball ``B_p(x, R)``; the constant bounds the dual
+        q-norm of ``grad f_c - grad f_j`` (Theorem 2.1 for general p).
+        """
         from .bounds import kernel_bounds
 
         return kernel_bounds.local_cross_lipschitz(
             self.X_fit_, self.dual_coef_, self.gamma_, X, c, R, active, lo, hi, method,
-            X_fit_sqnorm=self._fit_sqnorm(),
+            X_fit_sqnorm=self._fit_sqnorm(), norm=norm,
         )
 
-    def _global_cross_lipschitz(self):
-        """(K, K) global upper bounds on ``sup_y ||grad f_c(y) - grad f_j(y)||_2``."""
+    def _global_cross_lipschitz(self, norm=2):
+        """(K, K) global upper bounds on ``sup_y ||grad f_c(y) - grad f_j(y)||_q``."""
         from .bounds import kernel_bounds
 
-        return kernel_bounds.global_cross_lipschitz(self.dual_coef_, self.gamma_)
+        return kernel_bounds.global_cross_lipschitz(self.dual_coef_, self.gamma_, norm=norm)

@@ -700,17 +700,22 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
             out[s:s + block] = (T.reshape(-1, U) @ W1.T).reshape(-1, K, d)
         return out
 
-    def _local_cross_lipschitz(self, X, c, R, active=None, lo=None, hi=None, method="local"):
-        """Upper bounds on the local cross-Lipschitz constants (Proposition 2.2)."""
+    def _local_cross_lipschitz(self, X, c, R, active=None, lo=None, hi=None, method="local",
+                               norm=2):
+        """Upper bounds on the local cross-Lipschitz constants (Proposition 2.2).
+
+        ``norm`` is the p of the ball ``B_p(x, R)``; the constant bounds the dual
+        q-norm of ``grad f_c - grad f_j`` (Theorem 2.1 for general p).
+        """
         from .bounds import mlp_bounds
 
         return mlp_bounds.local_cross_lipschitz(
             self.coefs_[0], self.intercepts_[0], self.coefs_[1], self.softplus_alpha,
-            X, c, R, active, lo, hi, method,
+            X, c, R, active, lo, hi, method, norm=norm,
         )
 
-    def _global_cross_lipschitz(self):
-        """R-independent upper bounds on ``||grad f_c - grad f_j||_2``, shape (K, K)."""
+    def _global_cross_lipschitz(self, norm=2):
+        """R-independent upper bounds on ``||grad f_c - grad f_j||_q``, shape (K, K)."""
         from .bounds import mlp_bounds
 
-        return mlp_bounds.global_cross_lipschitz(self.coefs_[0], self.coefs_[1])
+        return mlp_bounds.global_cross_lipschitz(self.coefs_[0], self.coefs_[1], norm=norm)

@@ -81,14 +81,15 @@ class FakeMLP(RobustnessMixin, ClassifierMixin, BaseEstimator):
         S = 1.0 / (1.0 + np.exp(-a * self._z(X)))
         return np.einsum("mu,uk,du->mkd", S, W2, W1)
 
-    def _local_cross_lipschitz(self, X, c, R, active=None, lo=None, hi=None, method="local"):
+    def _local_cross_lipschitz(self, X, c, R, active=None, lo=None, hi=None, method="local",
+                               norm=2):
         return mlp_bounds.local_cross_lipschitz(
             self.coefs_[0], self.intercepts_[0], self.coefs_[1], self.softplus_alpha,
-            X, c, R, active, lo, hi, method,
+            X, c, R, active, lo, hi, method, norm=norm,
         )
 
-    def _global_cross_lipschitz(self):
-        return mlp_bounds.global_cross_lipschitz(self.coefs_[0], self.coefs_[1])
+    def _global_cross_lipschitz(self, norm=2):
+        return mlp_bounds.global_cross_lipschitz(self.coefs_[0], self.coefs_[1], norm=norm)
 
 
 class FakeKernel(RobustnessMixin, ClassifierMixin, BaseEstimator):
@@ -137,13 +138,15 @@ class FakeKernel(RobustnessMixin, ClassifierMixin, BaseEstimator):
         diff = X[:, None, :] - self.X_fit_[None, :, :]  # (m, n, d)
         return -2 * self.gamma_ * np.einsum("kn,mn,mnd->mkd", self.dual_coef_, k, diff)
 
-    def _local_cross_lipschitz(self, X, c, R, active=None, lo=None, hi=None, method="local"):
+    def _local_cross_lipschitz(self, X, c, R, active=None, lo=None, hi=None, method="local",
+                               norm=2):
         return kernel_bounds.local_cross_lipschitz(
-            self.X_fit_, self.dual_coef_, self.gamma_, X, c, R, active, lo, hi, method
+            self.X_fit_, self.dual_coef_, self.gamma_, X, c, R, active, lo, hi, method,
+            norm=norm,
         )
 
-    def _global_cross_lipschitz(self):
-        return kernel_bounds.global_cross_lipschitz(self.dual_coef_, self.gamma_)
+    def _global_cross_lipschitz(self, norm=2):
+        return kernel_bounds.global_cross_lipschitz(self.dual_coef_, self.gamma_, norm=norm)
 
 
 def prop22_reference(W1, b1, W2, a, x, c, j, R):

@@ -144,7 +144,7 @@ def _digest(arr):
     return hashlib.blake2b(np.ascontiguousarray(arr).view(np.uint8), digest_size=16).digest()
 
 
-def global_cross_lipschitz(dual_coef, gamma):
+def global_cross_lipschitz(dual_coef, gamma, norm=2):
     """Global cross-Lipschitz constants ``||alpha_c - alpha_j||_1 sqrt(2 gamma / e)``.
 
     Parameters
@@ -309,7 +309,7 @@ def _gradient_grams(model_key, X_fit, fnorm, A, gamma, Xb, kv, krel, dhi):
 
 def local_cross_lipschitz(
     X_fit, dual_coef, gamma, X, c, R, active=None, lo=None, hi=None, method="local",
-    X_fit_sqnorm=None, *, return_parts=False, force_prop21=False,
+    X_fit_sqnorm=None, *, norm=2, return_parts=False, force_prop21=False,
 ):
     """Upper bounds on ``max_{y in B(x, R) cap box} ||grad f_c(y) - grad f_j(y)||_2``.
 
