@@ -92,7 +92,7 @@ def main():
         "--pgd", type=int, default=0, help="compare with a PGD reference on N points"
     )
     args = parser.parse_args()
-    X_train, y_train, X_test, y_test = load_mnist()
+    X_train, y_train, X_test, y_test = load_mnist(subset="5k")
     est = fitted_model(X_train, y_train)
     print(f"MLP 1024 units: test error {100 * np.mean(est.predict(X_test) != y_test):.2f}% "
           f"on {len(X_test)} MNIST test points")

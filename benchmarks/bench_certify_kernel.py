@@ -101,7 +101,7 @@ def main():
     p.add_argument("--n-local", type=int, default=1000)
     p.add_argument("--n-paper", type=int, default=20)
     args = p.parse_args()
-    X, y, Xt, yt = load_mnist()
+    X, y, Xt, yt = load_mnist(subset="5k")
     est, fit_time = get_model(args, X, y)
     err = np.mean(est.predict(Xt) != yt)
     n = est.X_fit_.shape[0]

@@ -109,7 +109,7 @@ def main():
     p.add_argument("--save-weights", help="save the fitted weights to this .npz")
     p.add_argument("--max-iter", type=int, default=200)
     args = p.parse_args()
-    X, y, Xt, yt = load_mnist()
+    X, y, Xt, yt = load_mnist(subset="5k")
     est, fit_time = get_model(args, X, y)
     err = np.mean(est.predict(Xt) != yt)
     print(f"model: 1024 hidden units, cross_lipschitz, test error {100 * err:.2f}%"

@@ -54,7 +54,7 @@ def main():
     args = p.parse_args()
     if args.quick:
         args.n_test, args.max_iter, args.epochs = 1000, 60, 8
-    X, y, Xt, yt = load_mnist()
+    X, y, Xt, yt = load_mnist(subset="5k")
     Xt, yt = Xt[:args.n_test], yt[:args.n_test]
     rows = []
     for name, kw in settings(args.max_iter, args.epochs).items():

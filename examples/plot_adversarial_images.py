@@ -19,7 +19,7 @@ from sklearn_crosslip.datasets import load_mnist
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)  # short fixed budget
 
-X_train, y_train, X_test, y_test = load_mnist()
+X_train, y_train, X_test, y_test = load_mnist(subset="5k")
 clf = MLPCrossLipClassifier(hidden_units=128, regularizer="cross_lipschitz", lam=1e-2,
                             max_iter=60, random_state=0).fit(X_train[:1500], y_train[:1500])
 print(f"test error: {100 * (1 - clf.score(X_test, y_test)):.2f} %")

@@ -18,7 +18,7 @@ from sklearn_crosslip.datasets import load_mnist
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)  # short fixed budget
 
-X_train, y_train, X_test, y_test = load_mnist()
+X_train, y_train, X_test, y_test = load_mnist(subset="5k")
 X_train, y_train = X_train[:1500], y_train[:1500]
 X_eval, y_eval = X_test[:300], y_test[:300]
 radii = np.linspace(0, 0.6, 31)

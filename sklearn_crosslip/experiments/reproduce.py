@@ -54,6 +54,7 @@ class ReproduceConfig:
     """Settings of one reproduction run (see :func:`ReproduceConfig.from_mode`)."""
 
     quick: bool = False
+    data: str = "5k"  # training set: load_mnist(subset=data)
     n_train: int = 5000
     n_val: int = 1000
     n_test: int = 10000
@@ -108,7 +109,7 @@ def _log(msg):
 def _split(cfg):
     from ..datasets import load_mnist
 
-    X_train, y_train, X_test, y_test = load_mnist()
+    X_train, y_train, X_test, y_test = load_mnist(subset=cfg.data)
     X_train, y_train = X_train[: cfg.n_train], y_train[: cfg.n_train]
     X_test, y_test = X_test[: cfg.n_test], y_test[: cfg.n_test]
     n_fit = X_train.shape[0] - cfg.n_val
