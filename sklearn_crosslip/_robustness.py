@@ -12,12 +12,14 @@ in terms of a small protocol that each model implements:
     entry of ``_logits(X)``; the certificate subtracts it from the margins.
 ``_input_gradients(X)``
     (m, K, d) float64 input gradients ``grad f_j(x)``.
-``_local_cross_lipschitz(X, c, R, active=None, lo=None, hi=None, method="local")``
-    (m, K) upper bounds on ``max_{y in B(x_i, R_i) cap box} ||grad f_{c_i}(y) -
-    grad f_j(y)||_2``, nondecreasing in ``R``; entries that are not ``active``
-    (and the column ``c_i``) are ignored by the caller.
-``_global_cross_lipschitz()``
-    (K, K) R-independent upper bounds on ``sup_y ||grad f_c(y) - grad f_j(y)||_2``.
+``_local_cross_lipschitz(X, c, R, active=None, lo=None, hi=None, method="local", norm=2)``
+    (m, K) upper bounds on ``max_{y in B_p(x_i, R_i) cap box} ||grad f_{c_i}(y) -
+    grad f_j(y)||_q`` (``p = norm``, ``1/p + 1/q = 1``), nondecreasing in ``R``;
+    entries that are not ``active`` (and the column ``c_i``) are ignored by the
+    caller. ``norm`` is only passed for ``p != 2``.
+``_global_cross_lipschitz(norm=2)``
+    (K, K) R-independent upper bounds on ``sup_y ||grad f_c(y) - grad f_j(y)||_q``
+    (``inf`` is allowed where no constant for that norm is known).
 
 ``X`` passed to the protocol is already validated: float64, C-contiguous,
 finite, with ``n_features_in_`` columns.
@@ -110,19 +112,22 @@ class RobustnessMixin:
         return self.classes_[np.argmax(F, axis=1)]
 
     def certified_radius(
-        self, X, y=None, *, bound="local", box=None, n_jobs=None, return_details=False
+        self, X, y=None, *, norm=2, bound="local", box=None, n_jobs=None,
+        return_details=False,
     ):
-        """Certified L2 robustness radius of each sample (Theorem 2.1).
+        """Certified robustness radius of each sample in a p-norm (Theorem 2.1).
 
         For each row ``x`` of ``X`` returns ``alpha(x)`` such that every input
-        ``x + delta`` with ``||delta||_2 <= alpha(x)`` (and inside ``box`` when
+        ``x + delta`` with ``||delta||_p <= alpha(x)`` (and inside ``box`` when
         one is given) receives the same predicted class as ``x``. The value is
         ``max_R min(min_{j != c} (f_c(x) - f_j(x)) / L_j(R), R)`` with ``L_j(R)``
-        an upper bound on the local cross-Lipschitz constant over the ball
-        ``B(x, R)`` (Proposition 2.1 for kernel models, Proposition 2.2 for the
-        one-hidden-layer network); ``R`` is optimised by bisection and the safe
-        end of the search is returned. All bounds are computed in float64 and
-        rounded toward a smaller radius.
+        an upper bound on the local cross-Lipschitz constant, in the dual
+        norm ``q`` (``1/p + 1/q = 1``), over the ball ``B_p(x, R)``
+        (Proposition 2.1 for kernel models, Proposition 2.2 for the
+        one-hidden-layer network when ``p = 2``; the bounds of
+        :doc:`/norms` for ``p = 1`` and ``p = inf``); ``R`` is optimised by a
+        safeguarded search and the safe end of it is returned. All bounds are
+        computed in float64 and rounded toward a smaller radius.
 
         Parameters
         ----------
@@ -131,6 +136,8 @@ class RobustnessMixin:
         y : array-like of shape (n_samples,), default=None
             True labels. If given, misclassified points get radius 0, so that
             ``radius.mean()`` is a certified-robustness summary.
+        norm : {1, 2, np.inf, "l1", "l2", "linf"}, default=2
+            The p-norm in which the radius is measured and certified.
         bound : {"local", "local_fast", "global"}, default="local"
             ``"local"``: Theorem 2.1 with the paper's local bounds (exact
             Proposition 2.1 / 2.2, each capped by the global constant).
@@ -147,12 +154,14 @@ class RobustnessMixin:
             unless in a :func:`joblib.parallel_backend` context).
         return_details : bool, default=False
             If True, also return a dict with the optimal ``R`` and the binding
-            class index per sample.
+            class index per sample (see
+            :func:`sklearn_crosslip.bounds.theorem21.certified_radius`).
 
         Returns
         -------
         radius : ndarray of shape (n_samples,)
-            Certified lower bounds on the L2 distance to the decision boundary.
+            Certified lower bounds on the p-norm distance to the decision
+            boundary.
         details : dict
             Only when ``return_details=True``.
         """
@@ -160,7 +169,8 @@ class RobustnessMixin:
 
         X = self._validate_robustness_input(X)
         return certified_radius(
-            self, X, y, bound=bound, box=box, n_jobs=n_jobs, return_details=return_details
+            self, X, y, norm=norm, bound=bound, box=box, n_jobs=n_jobs,
+            return_details=return_details,
         )
 
     def adversarial_perturbation(
@@ -222,7 +232,9 @@ class RobustnessMixin:
         )
 
 
-def certified_accuracy(estimator, X, y, radii, *, bound="local", box=None, n_jobs=None):
+def certified_accuracy(
+    estimator, X, y, radii, *, norm=2, bound="local", box=None, n_jobs=None
+):
     """Fraction of samples classified correctly with a certified radius >= r.
 
     Parameters
@@ -234,7 +246,9 @@ def certified_accuracy(estimator, X, y, radii, *, bound="local", box=None, n_job
     y : array-like of shape (n_samples,)
         True labels.
     radii : float or array-like of shape (n_radii,)
-        L2 radii at which to evaluate.
+        Radii, in the ``norm``, at which to evaluate.
+    norm : {1, 2, np.inf, "l1", "l2", "linf"}, default=2
+        The p-norm of the radii.
     bound, box, n_jobs
         Passed to ``estimator.certified_radius``.
 
@@ -247,7 +261,7 @@ def certified_accuracy(estimator, X, y, radii, *, bound="local", box=None, n_job
     radii_arr = np.asarray(radii, dtype=np.float64)
     if radii_arr.ndim > 1 or np.isnan(radii_arr).any() or (radii_arr < 0).any():
         raise ValueError("radii must be a non-negative float or 1-d array of floats.")
-    rad = estimator.certified_radius(X, y, bound=bound, box=box, n_jobs=n_jobs)
+    rad = estimator.certified_radius(X, y, norm=norm, bound=bound, box=box, n_jobs=n_jobs)
     correct = estimator.predict(X) == np.asarray(y)
     acc = np.array([np.mean(correct & (rad >= r)) for r in np.atleast_1d(radii_arr)])
     return float(acc[0]) if radii_arr.ndim == 0 else acc

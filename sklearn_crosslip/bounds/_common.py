@@ -11,6 +11,7 @@ error at most ``gamma_n * sum |terms|`` with ``gamma_n = n u / (1 - n u)`` and
 """
 
 import hashlib
+import numbers
 import threading
 
 import numpy as np
@@ -145,3 +146,51 @@ def check_box_arrays(lo, hi, d):
     if np.isnan(lo).any() or np.isnan(hi).any() or np.any(lo > hi):
         raise ValueError("Invalid box: need lo <= hi and no NaN.")
     return lo, hi
+
+
+_NORM_NAMES = {"l1": 1.0, "l2": 2.0, "linf": np.inf, "inf": np.inf}
+
+
+def check_norm(norm):
+    """Return the ball's p-norm as ``1.0``, ``2.0`` or ``np.inf``, or raise ``ValueError``.
+
+    Accepts the numbers 1, 2 and ``np.inf`` (any real type equal to them) and
+    the strings ``"l1"``, ``"l2"``, ``"linf"`` and ``"inf"`` (case-insensitive).
+
+    Parameters
+    ----------
+    norm : {1, 2, np.inf, "l1", "l2", "linf", "inf"}
+        The ``p`` of the ball ``B_p(x, R)``.
+
+    Returns
+    -------
+    p : float
+        ``1.0``, ``2.0`` or ``inf``.
+    """
+    if isinstance(norm, str):
+        p = _NORM_NAMES.get(norm.strip().lower())
+        if p is not None:
+            return p
+        raise ValueError(
+            f"norm must be 1, 2, np.inf or one of 'l1', 'l2', 'linf'; got {norm!r}."
+        )
+    if isinstance(norm, numbers.Real) and not isinstance(norm, (bool, np.bool_)):
+        p = float(norm)
+        if np.isnan(p):
+            raise ValueError("norm must be 1, 2 or np.inf; got NaN.")
+        if p in (1.0, 2.0, np.inf):
+            return p
+        if p < 1:
+            raise ValueError(
+                f"norm must be 1, 2 or np.inf; got {norm!r} (p < 1 does not define a "
+                "norm, the certificate needs a norm and its dual)."
+            )
+        raise ValueError(
+            f"norm must be 1, 2 or np.inf; got {norm!r} (other p-norms are not implemented)."
+        )
+    raise ValueError(f"norm must be 1, 2, np.inf or one of 'l1', 'l2', 'linf'; got {norm!r}.")
+
+
+def dual_exponent(p):
+    """Dual exponent ``q`` with ``1/p + 1/q = 1`` for ``p`` in ``{1, 2, inf}``."""
+    return {1.0: np.inf, 2.0: 2.0}.get(p, 1.0)

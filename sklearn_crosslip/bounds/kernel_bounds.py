@@ -98,6 +98,7 @@ from ._common import (
     TINY,
     check_box_arrays,
     check_method,
+    check_norm,
     check_radii,
     gamma as gam,
     prepare_active,
@@ -159,6 +160,8 @@ def global_cross_lipschitz(dual_coef, gamma, norm=2):
     L : ndarray of shape (n_classes, n_classes)
         ``L[c, j] >= sup_y ||grad f_c(y) - grad f_j(y)||_2``, rounded up; zero diagonal.
     """
+    if check_norm(norm) != 2:
+        raise NotImplementedError("kernel bounds for norm != 2: in progress (issue 10)")
     A = np.asarray(dual_coef, dtype=np.float64)
     if A.ndim != 2:
         raise ValueError(f"dual_coef must be 2-d; got shape {A.shape}.")
@@ -355,6 +358,8 @@ def local_cross_lipschitz(
     parts : dict
         Only with ``return_parts=True``.
     """
+    if check_norm(norm) != 2:
+        raise NotImplementedError("kernel bounds for norm != 2: in progress (issue 10)")
     X_fit = np.ascontiguousarray(X_fit, dtype=np.float64)
     A = np.ascontiguousarray(dual_coef, dtype=np.float64)
     if X_fit.ndim != 2 or A.ndim != 2 or A.shape[1] != X_fit.shape[0]:

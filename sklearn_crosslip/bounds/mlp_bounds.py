@@ -58,6 +58,7 @@ from ._common import (
     TINY,
     check_box_arrays,
     check_method,
+    check_norm,
     check_radii,
     gamma,
     prepare_active,
@@ -111,7 +112,8 @@ def global_cross_lipschitz(W1, W2, norm=2):
 
     ``|g(x) - g(y)| <= ||w_c - w_j||_2 ||s(W1^T x + b1) - s(W1^T y + b1)||_2
     <= ||w_c - w_j||_2 ||W1||_2 ||x - y||_2`` for ``g = f_c - f_j`` because the
-    softplus is 1-Lipschitz (``0 < s' < 1``); biases do not matter.
+    softplus is 1-Lipschitz (``0 < s' < 1``); biases do not matter. For
+    ``norm`` 1 or inf see :func:`sklearn_crosslip.bounds.lp_mlp.global_cross_lipschitz`.
 
     Parameters
     ----------
@@ -119,24 +121,47 @@ def global_cross_lipschitz(W1, W2, norm=2):
         Input weights (``coefs_[0]``).
     W2 : ndarray of shape (n_hidden, n_classes)
         Output weights (``coefs_[1]``).
+    norm : {1, 2, np.inf, "l1", "l2", "linf"}, default=2
+        The p of the ball; the constant bounds the dual q-norm of the gradient
+        difference.
 
     Returns
     -------
     L : ndarray of shape (n_classes, n_classes)
-        ``L[c, j] >= sup_y ||grad f_c(y) - grad f_j(y)||_2``, rounded up; zero
+        ``L[c, j] >= sup_y ||grad f_c(y) - grad f_j(y)||_q``, rounded up; zero
         diagonal.
     """
-    if norm != 2:  # pragma: no cover - general p-norms: issue 10, in progress
-        raise NotImplementedError("only norm=2 is implemented so far")
+    p = check_norm(norm)
+    if p != 2:
+        from . import lp_mlp
+
+        return lp_mlp.global_cross_lipschitz(W1, W2, p)
     W1, _, W2 = _as_params(W1, None, W2)
     s1 = spectral_norm_upper(W1)
     return class_difference_norms(W2) * s1 * (1.0 + 4 * EPS)
 
 
-def _z_intervals(W1, b1, a, X, R, lo, hi):
-    """Safe enclosures ``s'(z^+)``, ``s'(z^-)`` of the hidden derivatives on the ball (and box)."""
+def dual_column_norms(W1, p):
+    """Upper bounds on ``||u_r||_q`` (``q`` dual to ``p``) for the columns ``u_r`` of ``W1``."""
+    d = W1.shape[0]
+    if p == 2:
+        return np.sqrt(np.einsum("du,du->u", W1, W1)) * (1.0 + gamma(d + 4))
+    if p == np.inf:  # q = 1: a sum of d non-negative terms
+        return np.abs(W1).sum(axis=0) * (1.0 + gamma(d + 4))
+    return np.abs(W1).max(axis=0)  # p = 1, q = inf: exact
+
+
+def _z_intervals(W1, b1, a, X, R, lo, hi, p=2.0):
+    """Safe enclosures ``s'(z^+)``, ``s'(z^-)`` of the hidden derivatives on the ball (and box).
+
+    The ball is ``B_p(x, R)``: ``|<u_r, h>| <= R ||u_r||_q`` (Hoelder). For
+    ``p = inf`` with a box, ``B_inf(x, R) cap box`` is itself a box and the
+    range of ``<u_r, h>`` over it is computed exactly; otherwise the ball
+    interval is intersected with the range over the whole box.
+    """
     d, U = W1.shape
     unorm = np.sqrt(np.einsum("du,du->u", W1, W1)) * (1.0 + gamma(d + 4))
+    qnorm = unorm if p == 2 else dual_column_norms(W1, p)
     xnorm = np.sqrt(np.einsum("md,md->m", X, X)) * (1.0 + gamma(d + 4))
     Z = X @ W1
     Z += b1
@@ -144,11 +169,13 @@ def _z_intervals(W1, b1, a, X, R, lo, hi):
     ez = np.multiply.outer(xnorm, unorm)
     ez += np.abs(b1)
     ez *= gamma(d + 4)
-    rad = np.multiply.outer(R * (1.0 + 4 * EPS), unorm)
+    rad = np.multiply.outer(R * (1.0 + 4 * EPS), qnorm)
     if lo is not None:
-        # max / -min of <u_r, h> over h in [lo - x, hi - x] (every product >= 0)
-        up_side = np.minimum(hi[None, :] - X, _BIG)
-        dn_side = np.minimum(X - lo[None, :], _BIG)
+        # max / -min of <u_r, h> over h in [lo - x, hi - x] (every product >= 0);
+        # for p = inf over [max(lo - x, -R), min(hi - x, R)] = B_inf(x, R) cap box
+        cap = R[:, None] if p == np.inf else _BIG
+        up_side = np.minimum(hi[None, :] - X, cap)
+        dn_side = np.minimum(X - lo[None, :], cap)
         Wp = np.maximum(W1, 0.0)
         Wn = np.minimum(W1, 0.0)
         UP = up_side @ Wp - dn_side @ Wn
@@ -174,11 +201,13 @@ def local_cross_lipschitz(
     W1, b1, W2, softplus_alpha, X, c, R, active=None, lo=None, hi=None, method="local",
     *, norm=2, return_parts=False,
 ):
-    """Upper bounds on ``max_{y in B(x, R) cap box} ||grad f_c(y) - grad f_j(y)||_2``.
+    """Upper bounds on ``max_{y in B_p(x, R) cap box} ||grad f_c(y) - grad f_j(y)||_q``.
 
     Proposition 2.2 with biases (``method="local"``), each value capped by the
     O(U) bound ``||W1||_2 ||v * s'(z^+)||_2`` and the global constant; with
-    ``method="local_fast"`` only the two cheap bounds are used.
+    ``method="local_fast"`` only the two cheap bounds are used. This is the
+    case ``p = q = 2``; ``norm`` 1 and inf are computed by
+    :func:`sklearn_crosslip.bounds.lp_mlp.local_cross_lipschitz`.
 
     Parameters
     ----------
@@ -198,10 +227,13 @@ def local_cross_lipschitz(
     lo, hi : ndarray of shape (n_features,) or None
         Input box (both or neither); ``X`` is assumed inside it.
     method : {"local", "local_fast"}, default="local"
+    norm : {1, 2, np.inf, "l1", "l2", "linf"}, default=2
+        The p of the ball ``B_p(x, R)``; the bound is on the dual q-norm.
     return_parts : bool, default=False
         Also return a dict of the individual bounds (each (m, n_classes), NaN
         where not computed): ``"prop22"`` (``"local"`` only), ``"opnorm"``
-        (``||W1||_2 ||v * s'(z^+)||_2``) and ``"global"``.
+        (``||W1||_2 ||v * s'(z^+)||_2``) and ``"global"``; for ``norm != 2``
+        the keys of :func:`sklearn_crosslip.bounds.lp_mlp.local_cross_lipschitz`.
 
     Returns
     -------
@@ -225,6 +257,13 @@ def local_cross_lipschitz(
     a = float(softplus_alpha)
     if not a > 0:
         raise ValueError(f"softplus_alpha must be positive; got {softplus_alpha!r}.")
+    p = check_norm(norm)
+    if p != 2:
+        from . import lp_mlp
+
+        return lp_mlp.local_cross_lipschitz(
+            W1, b1, W2, a, X, c, R, act, lo, hi, method, p, return_parts
+        )
 
     out = np.full((m, K), np.inf)
     out[np.arange(m), c] = 0.0

@@ -1,9 +1,9 @@
 """Certified radii by Theorem 2.1, written once against the model protocol.
 
-Theorem 2.1 (p = q = 2). Let ``c`` be the predicted class of ``x``,
-``m_j = f_c(x) - f_j(x)`` the margins and ``L_j(R)`` an upper bound on
-``max_{y in B(x, R)} ||grad f_c(y) - grad f_j(y)||_2`` that is nondecreasing in
-``R``. Then the decision cannot change on ``B(x, alpha)`` with
+Theorem 2.1 (any p-norm, ``1/p + 1/q = 1``). Let ``c`` be the predicted class
+of ``x``, ``m_j = f_c(x) - f_j(x)`` the margins and ``L_j(R)`` an upper bound on
+``max_{y in B_p(x, R)} ||grad f_c(y) - grad f_j(y)||_q`` that is nondecreasing
+in ``R``. Then the decision cannot change on ``B_p(x, alpha)`` with
 
     alpha = max_{R > 0} min(g(R), R),    g(R) = min_{j != c} m_j / L_j(R).
 
@@ -28,6 +28,17 @@ Facts used by the search (all elementary):
 * ``L_j(R)`` at ``R = 0`` is (up to rounding) the exact gradient norm; any
   single class's ``m_j / L_j(0)`` is an upper bound on ``g(0) >= R*``, which
   gives the upper end of the bracket.
+
+Nothing below depends on ``p``: the theorem only uses
+``f_c(x + h) - f_j(x + h) >= m_j - ||h||_p max_{y in [x, x + h]} ||grad f_c(y) -
+grad f_j(y)||_q`` (mean-value theorem and Hoelder's inequality), and the
+segment ``[x, x + h]`` stays in the convex set ``B_p(x, R) cap box``. The norm
+is passed to the model's protocol methods (``norm=p``, omitted for ``p = 2`` so
+that models written for the L2 protocol keep working). For ``p != 2`` the
+global constant is the minimum of the model's own constant for that norm and
+the L2 constant converted by norm equivalence (``||g||_1 <= sqrt(d) ||g||_2``,
+``||g||_inf <= ||g||_2``), so a model whose p-constant is unknown may return
+``inf`` there.
 
 The first trial radius is the geometric mean of the bracket; later ones come
 from a safeguarded model step (``L_j(R)`` taken as linear in ``R`` through the
@@ -60,7 +71,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_box, check_n_jobs_param
-from ._common import EPS
+from ._common import EPS, check_norm
 
 __all__ = ["certified_radius"]
 
@@ -107,8 +118,9 @@ def _margins(est, X):
 class _Search:
     """Vectorised safeguarded search for the crossing of ``g(R)`` and ``R``."""
 
-    def __init__(self, est, X, c, marg, ratio_g, method, lo, hi, rtol, max_iter):
+    def __init__(self, est, X, c, marg, ratio_g, method, lo, hi, rtol, max_iter, norm_kw):
         self.est, self.X, self.c, self.marg = est, X, c, marg
+        self.norm_kw = norm_kw
         self.ratio_g, self.method, self.lo_box, self.hi_box = ratio_g, method, lo, hi
         self.rtol, self.max_iter = rtol, max_iter
         self.n_eval = np.zeros(X.shape[0], dtype=np.int64)
@@ -117,7 +129,9 @@ class _Search:
         """Rounded-down ``m_j / L_j(R)`` on ``act`` entries (inf elsewhere)."""
         lo, hi = (self.lo_box, self.hi_box) if box else (None, None)
         L = np.asarray(
-            self.est._local_cross_lipschitz(self.X[sub], self.c[sub], R, act, lo, hi, method),
+            self.est._local_cross_lipschitz(
+                self.X[sub], self.c[sub], R, act, lo, hi, method, **self.norm_kw
+            ),
             dtype=np.float64,
         )
         if L.shape != act.shape:
@@ -241,13 +255,35 @@ class _Search:
         return t
 
 
-def _certify_block(est, X, bound, lo, hi, rtol, max_iter):
+def _norm_kw(p):
+    """Keyword arguments selecting the norm in the protocol calls (none for p = 2)."""
+    return {} if p == 2 else {"norm": p}
+
+
+def _global_constants(est, p, K, d):
+    """(K, K) global constants for the ball norm ``p`` (see the module docstring)."""
+    def get(**kw):
+        Lg = np.asarray(est._global_cross_lipschitz(**kw), dtype=np.float64)
+        if Lg.shape != (K, K):
+            raise ValueError(
+                f"_global_cross_lipschitz returned shape {Lg.shape}; expected ({K}, {K})."
+            )
+        return np.where(np.isnan(Lg), np.inf, Lg)
+
+    L2 = get()
+    if p == 2:
+        return L2
+    # ||g||_q <= d^(1/q - 1/2) ||g||_2 for q <= 2 (q = 1 here), ||g||_inf <= ||g||_2
+    conv = L2 * (np.sqrt(d) * (1.0 + 4 * EPS) if p == np.inf else 1.0)
+    return np.minimum(get(norm=p), conv)
+
+
+def _certify_block(est, X, bound, lo, hi, rtol, max_iter, p=2.0):
     m = X.shape[0]
     c, marg, valid = _margins(est, X)
     K = marg.shape[1]
-    Lg = np.asarray(est._global_cross_lipschitz(), dtype=np.float64)
-    if Lg.shape != (K, K):
-        raise ValueError(f"_global_cross_lipschitz returned shape {Lg.shape}; expected ({K}, {K}).")
+    Lg = _global_constants(est, p, K, X.shape[1])
+    nkw = _norm_kw(p)
     ratio_g = _ratio_down(marg, Lg[c])
     ratio_g[np.arange(m), c] = np.inf
     best = np.where(valid, ratio_g.min(axis=1), 0.0)
@@ -255,7 +291,7 @@ def _certify_block(est, X, bound, lo, hi, rtol, max_iter):
     R_at = np.where(valid, np.inf, 0.0)  # inf: certified by the global constant
     n_eval = np.zeros(m, dtype=np.int64)
     if bound != "global":
-        s = _Search(est, X, c, marg, ratio_g, bound, lo, hi, rtol, max_iter)
+        s = _Search(est, X, c, marg, ratio_g, bound, lo, hi, rtol, max_iter, nkw)
         idx = np.flatnonzero(valid & np.isfinite(best))
         hi0 = np.full(m, np.inf)
         if idx.size:
@@ -265,7 +301,7 @@ def _certify_block(est, X, bound, lo, hi, rtol, max_iter):
             act0[np.arange(idx.size), jg] = True
             L0 = np.asarray(
                 est._local_cross_lipschitz(
-                    X[idx], c[idx], np.zeros(idx.size), act0, None, None, bound
+                    X[idx], c[idx], np.zeros(idx.size), act0, None, None, bound, **nkw
                 ),
                 dtype=np.float64,
             )[np.arange(idx.size), jg]
@@ -283,10 +319,10 @@ def _certify_block(est, X, bound, lo, hi, rtol, max_iter):
 
 
 def certified_radius(
-    est, X, y=None, *, bound="local", box=None, n_jobs=None, return_details=False,
+    est, X, y=None, *, norm=2, bound="local", box=None, n_jobs=None, return_details=False,
     rtol=RTOL, max_iter=MAX_ITER,
 ):
-    """Certified L2 radii by Theorem 2.1 for a model implementing the protocol.
+    """Certified radii in the p-norm by Theorem 2.1 for a model implementing the protocol.
 
     Implementation of :meth:`RobustnessMixin.certified_radius`; see there and
     the module docstring for the method.
@@ -298,6 +334,8 @@ def certified_radius(
         Points (float64, finite, validated by the caller).
     y : array-like of shape (n_samples,), default=None
         True labels; misclassified points get radius 0.
+    norm : {1, 2, np.inf, "l1", "l2", "linf"}, default=2
+        The p-norm of the ball in which the radius is certified.
     bound : {"local", "local_fast", "global"}, default="local"
     box : tuple (lo, hi) or None, default=None
     n_jobs : int or None, default=None
@@ -308,7 +346,8 @@ def certified_radius(
         ``"binding_class_index"`` (index of the class ``j`` attaining the
         minimum; -1 for points that cannot be certified, whose
         ``"binding_class"`` label is then meaningless), ``"binding_class"``,
-        ``"predicted_class"`` and ``"n_evaluations"`` (bound evaluations).
+        ``"predicted_class"``, ``"n_evaluations"`` (bound evaluations) and
+        ``"norm"`` (the p used, as a float).
     rtol : float, default=1e-3
         Stop when the certified value is within ``rtol`` (relative) of the
         upper end of the bracket on the optimal ``R``.
@@ -321,6 +360,7 @@ def certified_radius(
     details : dict
         Only when ``return_details=True``.
     """
+    p = check_norm(norm)
     if bound not in _BOUNDS:
         raise ValueError(f"bound must be one of {_BOUNDS}; got {bound!r}.")
     check_is_fitted(est)
@@ -350,11 +390,11 @@ def certified_radius(
     if m == 0:
         parts = []
     elif n_blocks == 1:
-        parts = [_certify_block(est, X, bound, lo, hi, rtol, int(max_iter))]
+        parts = [_certify_block(est, X, bound, lo, hi, rtol, int(max_iter), p)]
     else:
         edges = np.linspace(0, m, n_blocks + 1).astype(int)
         parts = Parallel(n_jobs=n_jobs)(
-            delayed(_certify_block)(est, X[a:b], bound, lo, hi, rtol, int(max_iter))
+            delayed(_certify_block)(est, X[a:b], bound, lo, hi, rtol, int(max_iter), p)
             for a, b in zip(edges[:-1], edges[1:])
         )
     if parts:
@@ -373,5 +413,6 @@ def certified_radius(
         "binding_class": classes[np.maximum(bind, 0)] if m else classes[:0],
         "predicted_class": classes[c] if m else classes[:0],
         "n_evaluations": n_eval,
+        "norm": p,
     }
     return radius, details
