@@ -28,6 +28,7 @@ from ._mlp_numba import (
     softplus_forward_inplace,
 )
 from ._robustness import RobustnessMixin
+from .regularizers.certified import CERTIFIED_BOUNDS, certified_loss_and_grad, power_iteration
 from .regularizers.mlp import (
     cross_lipschitz_from_derivatives,
     weight_decay_penalty_and_grad,
@@ -48,10 +49,18 @@ _N_ITER_NO_CHANGE = 10
 _MOMENTUM = 0.9
 _ADAM_BETA1, _ADAM_BETA2, _ADAM_EPS = 0.9, 0.999, 1e-8
 
+# Power iteration for ||W1||_2 in certified training: iterations at the start of a
+# stochastic fit (then one per mini-batch, warm-started), and the convergence test of
+# every L-BFGS evaluation.
+_POWER_ITER_START = 30
+_POWER_ITER_MAX = 200
+_POWER_TOL = 1e-10
+
 # Rows per block when evaluating the float64 model (bounds memory at ~ block * U).
 _EVAL_BLOCK = 2048
 
-def _loss_and_grad(W1, b1, W2, b2, X, y, softplus_alpha, regularizer, lam, dropout_mask=None):
+def _loss_and_grad(W1, b1, W2, b2, X, y, softplus_alpha, regularizer, lam, dropout_mask=None,
+                   certified=None):
     """Objective (7) on a batch and its gradient.
 
     ``mean_i CE(y_i, f(x_i)) + lam * Omega``; all arrays in one float dtype
@@ -73,6 +82,11 @@ def _loss_and_grad(W1, b1, W2, b2, X, y, softplus_alpha, regularizer, lam, dropo
         Regularisation weight.
     dropout_mask : ndarray of shape (n, U) or None
         Inverted-dropout mask (entries 0 or ``1 / (1 - p)``) on the hidden layer.
+    certified : tuple (eps, bound, p, q) or None
+        Certified training (:mod:`~sklearn_crosslip.regularizers.certified`):
+        the cross-entropy is taken of the logits shifted by ``eps * L_cj(eps)``,
+        with ``p^T W1 q`` standing for ``||W1||_2``. ``None`` or ``eps = 0``:
+        the plain cross-entropy.
 
     Returns
     -------
@@ -81,21 +95,20 @@ def _loss_and_grad(W1, b1, W2, b2, X, y, softplus_alpha, regularizer, lam, dropo
     """
     n = X.shape[0]
     dt = W1.dtype.type
+    eps, bound, p, q = (0.0, "local_fast", None, None) if certified is None else certified
     Z = X @ W1
+    Z0 = Z.copy() if eps > 0 else None  # pre-activations for the certified bound
     S = np.empty_like(Z)
     softplus_forward_inplace(Z, b1, dt(softplus_alpha), S)  # Z now holds H = s(Z + b1)
     H = Z if dropout_mask is None else Z * dropout_mask
     F = (H @ W2).astype(np.float64)
     F += b2
-    # Softmax cross-entropy (the loss of Section 3), log-sum-exp shifted by the max.
-    Fmax = F.max(axis=1, keepdims=True)
-    E = np.exp(F - Fmax)
-    se = E.sum(axis=1)
-    rows = np.arange(n)
-    value = float(np.mean(np.log(se) + Fmax[:, 0] - F[rows, y]))
-    E /= se[:, None]
-    E[rows, y] -= 1.0
-    dF = (E / n).astype(dt)
+    # Softmax cross-entropy (the loss of Section 3), log-sum-exp shifted by the max; with
+    # certified training of the logits shifted by eps * L_cj(eps)
+    value, dF, dT, gW1_cert, gW2_cert = certified_loss_and_grad(
+        F, Z0, b1, W1, W2, y, softplus_alpha, eps, p, q, bound
+    )
+    dF = dF.astype(dt)
     gW2 = H.T @ dF
     gb2 = dF.sum(axis=0)
     dH = dF @ W2.T
@@ -109,6 +122,8 @@ def _loss_and_grad(W1, b1, W2, b2, X, y, softplus_alpha, regularizer, lam, dropo
         )
         value += lam * omega
     backprop_hidden_inplace(dH, S, gZ, dt(lam))  # dH <- dH * s'(Z) + lam * dOmega/dZ
+    if dT is not None:
+        dH += dT  # the bound's dependence on the pre-activations
     gW1 = X.T @ dH
     gb1 = dH.sum(axis=0)
     if regularizer == "cross_lipschitz" and lam > 0:
@@ -119,6 +134,9 @@ def _loss_and_grad(W1, b1, W2, b2, X, y, softplus_alpha, regularizer, lam, dropo
         value += lam * omega
         gW1 += dt(lam) * g1
         gW2 += dt(lam) * g2
+    if gW1_cert is not None:
+        gW1 += gW1_cert
+        gW2 += gW2_cert
     return value, (gW1, gb1, gW2, gb2)
 
 
@@ -225,6 +243,28 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
     input_box : tuple (lo, hi) or None, default=None
         Input domain that adversarial training examples respect, e.g.
         ``(0, 1)`` for images; ``None`` means unconstrained.
+    certified_margin : float, default=0.0
+        Certified training at L2 radius ``eps = certified_margin >= 0``
+        (:doc:`/certified_training`): for every training point with true class
+        ``c`` and every ``j != c`` the logit ``f_j`` is raised by
+        ``eps * L_cj(eps)`` before the cross-entropy, where ``L_cj(eps)`` is an
+        upper bound on ``||grad f_c - grad f_j||_2`` over ``B_2(x, eps)``
+        (``certified_bound``). A training point whose shifted margin is
+        positive is certified at radius ``eps`` by Theorem 2.1
+        (:meth:`certified_radius`). Combines with every regulariser, solver and
+        training setting; ``0`` switches it off.
+    certified_bound : {"local_fast", "global"}, default="local_fast"
+        The bound of certified training: ``"local_fast"`` is
+        ``||W1||_2 ||(w_c - w_j) * s'(z + eps ||u_r||_2)||_2`` (the library's
+        ``bound="local_fast"`` at the training point), ``"global"`` the
+        constant ``||W1||_2 ||w_c - w_j||_2``. ``||W1||_2`` is tracked by power
+        iteration (one step per mini-batch, warm-started; converged at every
+        L-BFGS evaluation).
+    certified_warmup : int, default=0
+        Stochastic solvers: epochs over which the radius grows linearly (per
+        mini-batch) from 0 to ``certified_margin``; the convergence test
+        (``tol``) starts after them. Must not exceed ``max_iter``; must be 0
+        with ``solver="lbfgs"``.
 
     Attributes
     ----------
@@ -305,6 +345,9 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         "augmentation": [None, StrOptions({"affine"}), callable],
         "adversarial_fraction": [Interval(numbers.Real, 0, 1, closed="both")],
         "input_box": [None, "array-like"],
+        "certified_margin": [Interval(numbers.Real, 0, np.inf, closed="left")],
+        "certified_bound": [StrOptions(set(CERTIFIED_BOUNDS))],
+        "certified_warmup": [Interval(numbers.Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -325,6 +368,9 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         augmentation=None,
         adversarial_fraction=0.0,
         input_box=None,
+        certified_margin=0.0,
+        certified_bound="local_fast",
+        certified_warmup=0,
     ):
         self.hidden_units = hidden_units
         self.softplus_alpha = softplus_alpha
@@ -342,6 +388,9 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         self.augmentation = augmentation
         self.adversarial_fraction = adversarial_fraction
         self.input_box = input_box
+        self.certified_margin = certified_margin
+        self.certified_bound = certified_bound
+        self.certified_warmup = certified_warmup
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
@@ -362,6 +411,16 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
                 "regularizer='dropout' needs a stochastic solver: dropout makes the "
                 "objective random, which L-BFGS cannot minimise. Use solver='adam' or "
                 "solver='sgd', or another regularizer with solver='lbfgs'."
+            )
+        if self.certified_warmup > 0 and self.solver == "lbfgs":
+            raise ValueError(
+                "certified_warmup is a schedule over epochs of a stochastic solver; with "
+                "solver='lbfgs' use certified_warmup=0 (or solver='adam' / 'sgd')."
+            )
+        if self.certified_warmup > self.max_iter:
+            raise ValueError(
+                f"certified_warmup={self.certified_warmup} epochs is longer than training "
+                f"(max_iter={self.max_iter}); use certified_warmup <= max_iter."
             )
         return _DEFAULT_LAM[self.regularizer] if self.lam is None else float(self.lam)
 
@@ -440,10 +499,20 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         Xt = np.ascontiguousarray(X, dtype=dtype)
         layout = _Layout(*W1.shape, W2.shape[1])
         a, reg = float(self.softplus_alpha), self.regularizer
+        eps = float(self.certified_margin)
+        spec = {"q": None}
 
         def fun(theta):
             p = layout.unpack(theta, dtype)
-            value, (gW1, gb1, gW2, gb2) = _loss_and_grad(*p, Xt, y, a, reg, lam)
+            cert = None
+            if eps > 0:
+                # ||W1||_2 by power iteration converged on the float64 W1 (warm start)
+                W1_64 = theta[:layout.bounds[1]].reshape(layout.shapes[0])
+                _, pv, spec["q"] = power_iteration(W1_64, spec["q"], n_iter=_POWER_ITER_MAX,
+                                                   tol=_POWER_TOL, random_state=0)
+                cert = (eps, self.certified_bound, pv, spec["q"])
+            value, (gW1, gb1, gW2, gb2) = _loss_and_grad(*p, Xt, y, a, reg, lam,
+                                                         certified=cert)
             return value, layout.pack(gW1, gb1, gW2, gb2)
 
         curve = []
@@ -558,10 +627,15 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         t = 0
         best, no_improve = np.inf, 0
         epoch = 0
+        eps_max, warmup = float(self.certified_margin), int(self.certified_warmup)
+        n_batches = (n + bs - 1) // bs
+        q = None
+        if eps_max > 0:
+            _, _, q = power_iteration(W1, None, n_iter=_POWER_ITER_START, random_state=rng)
         for epoch in range(self.max_iter):
             perm = rng.permutation(n)
             total, seen = 0.0, 0
-            for start in range(0, n, bs):
+            for b_i, start in enumerate(range(0, n, bs)):
                 idx = perm[start:start + bs]
                 Xb, yb = self._transform_batch(X[idx], y[idx], rng)
                 Xb = np.ascontiguousarray(Xb, dtype=dtype)
@@ -571,7 +645,15 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
                 if reg == "dropout" and keep < 1.0:
                     mask = (rng.random((Xb.shape[0], W1.shape[1]), dtype=np.float32) < keep)
                     mask = mask.astype(dtype) / dtype(keep)
-                value, grads = _loss_and_grad(*pd, Xb, yb, a, reg, lam, dropout_mask=mask)
+                cert = None
+                if eps_max > 0:
+                    # radius schedule: linear ramp over the first `warmup` epochs
+                    frac = 1.0 if warmup == 0 else min(1.0, (epoch + (b_i + 1) / n_batches)
+                                                       / warmup)
+                    _, pv, q = power_iteration(pd[0], q, n_iter=1)
+                    cert = (eps_max * frac, self.certified_bound, pv, q)
+                value, grads = _loss_and_grad(*pd, Xb, yb, a, reg, lam, dropout_mask=mask,
+                                              certified=cert)
                 total += value * Xb.shape[0]
                 seen += Xb.shape[0]
                 t += 1
@@ -591,11 +673,13 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
                 raise ValueError(
                     "The training objective became non-finite; lower learning_rate_init."
                 )
-            if epoch_loss > best - self.tol:
+            if epoch < warmup:
+                pass  # the objective changes with the radius: no convergence test yet
+            elif epoch_loss > best - self.tol:
                 no_improve += 1
             else:
                 no_improve = 0
-            best = min(best, epoch_loss)
+            best = min(best, epoch_loss) if epoch >= warmup else np.inf
             if no_improve > _N_ITER_NO_CHANGE:
                 break
         else:
