@@ -1,4 +1,4 @@
-"""Command line: ``python -m sklearn_crosslip [demo | reproduce [--quick] [--out DIR]]``."""
+"""Command line: ``python -m sklearn_crosslip [demo | reproduce [--quick] [--out DIR] ...]``."""
 
 import argparse
 import sys
@@ -14,7 +14,8 @@ def _demo(args):
     from .kernel import KernelCrossLipClassifier
 
     X_train, y_train, X_test, y_test = load_mnist(subset="5k")
-    print(f"bundled MNIST (5000-image subset): {X_train.shape[0]} training, {X_test.shape[0]} test images", flush=True)
+    print(f"bundled MNIST (5000-image subset): {X_train.shape[0]} training, "
+          f"{X_test.shape[0]} test images", flush=True)
     t0 = time.perf_counter()
     est = KernelCrossLipClassifier().fit(X_train, y_train)
     fit_time = time.perf_counter() - t0
@@ -36,7 +37,7 @@ def _demo(args):
 def _reproduce(args):
     from .experiments.reproduce import run_reproduce
 
-    run_reproduce(args.out, quick=args.quick, parts=tuple(args.parts))
+    run_reproduce(args.out, quick=args.quick, parts=tuple(args.parts), restart=args.restart)
     return 0
 
 
@@ -71,6 +72,10 @@ def main(argv=None):
                      help="output directory (default: ./reproduce-results)")
     rep.add_argument("--parts", nargs="+", choices=["kernel", "mlp"], default=["kernel", "mlp"],
                      help="model families to run (default: both)")
+    rep.add_argument("--restart", action="store_true",
+                     help="discard an unfinished run in --out instead of resuming it (by "
+                     "default a run resumes where an interrupted one with the same settings "
+                     "stopped)")
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["demo"] + list(argv if argv is not None else sys.argv[1:]))

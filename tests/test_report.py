@@ -68,3 +68,41 @@ def test_report_states_wall_time_and_completion(tmp_path):
     assert f"Wall time: 4 s (in progress, 5 of {len(recs)} models)" in text
     text = open(write_report(recs, str(tmp_path), cfg)).read()
     assert "Wall time" not in text
+
+
+def _claim_selection(cl_upper, aug_upper, adv_lower, ratios):
+    """Selected models for check_claims with the given CL upper bound and ratios."""
+    sel = {}
+    for reg, err, up in (("none", 2.2, 2.4), ("rkhs", 1.5, 1.9), ("cross_lipschitz", 1.4, 3.1)):
+        sel[("kernel", "plain", reg)] = {"test_error": err, "upper": up, "lower": 0.05}
+    for i, reg in enumerate(MLP_REGULARIZERS):
+        cl = reg == "cross_lipschitz"
+        base = {"test_error": 1.5, "upper": cl_upper if cl else 1.0, "lower": 0.5 if cl else 0.4,
+                "global_local_ratio": ratios[i]}
+        sel[("mlp", "plain", reg)] = base
+        sel[("mlp", "augmentation", reg)] = dict(base, upper=aug_upper * base["upper"])
+        sel[("mlp", "adversarial", reg)] = dict(base, upper=base["upper"] + 1,
+                                                lower=adv_lower * base["lower"])
+    return sel
+
+
+def test_check_claims_verdicts_follow_the_numbers():
+    from sklearn_crosslip.experiments.paper import PAPER_CLAIMS
+    from sklearn_crosslip.experiments.report import check_claims
+
+    sel = _claim_selection(cl_upper=2.0, aug_upper=1.0, adv_lower=1.5, ratios=[0.7, 0.7, 0.5, 0.2])
+    verdict = {k: v for k, v, _ in check_claims(sel)}
+    assert list(verdict) == list(PAPER_CLAIMS)
+    assert all(v == "yes" for v in verdict.values()), verdict
+    # CL no longer the most robust, augmentation helps, adversarial training lowers the
+    # guarantees, one global radius beats the local one: every such claim turns to "no"
+    sel = _claim_selection(cl_upper=0.9, aug_upper=1.5, adv_lower=0.5, ratios=[1.2, 0.7, 0.5, 0.2])
+    sel[("kernel", "plain", "cross_lipschitz")]["test_error"] = 5.0
+    verdict = {k: (v, ev) for k, v, ev in check_claims(sel)}
+    for key in PAPER_CLAIMS:
+        if key != "kernel_cl_upper":
+            assert verdict[key][0] == "no", (key, verdict[key])
+    assert "fails on: upper" in verdict["nets_cl_robust"][1]
+    assert "5.0" in verdict["local_better"][1]  # 1 / 0.2
+    # nothing to judge without models
+    assert {v for _, v, _ in check_claims({})} == {"n/a"}

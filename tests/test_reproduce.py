@@ -32,24 +32,35 @@ def test_run_reproduce_tiny_end_to_end(tmp_path):
     cfg = _tiny_config()
     records = run_reproduce(str(tmp_path), config=cfg)
     n_mlp = len(MLP_SETTINGS) * len(MLP_REGULARIZERS)
-    assert len(records) == len(KERNEL_REGULARIZERS) + n_mlp
+    n_grid = sum(len(cfg.kernel_gamma_scales) * len(cfg.kernel_lams[r])
+                 for r in KERNEL_REGULARIZERS)
+    assert len(records) == n_grid + len(KERNEL_REGULARIZERS) + n_mlp
     # one line per model, written as each finished
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     assert [json.loads(line)["name"] for line in lines] == [r["name"] for r in records]
-    kern = [r for r in records if r["family"] == "kernel"]
+    kern = [r for r in records if r["family"] == "kernel" and r["selected"]]
     assert {r["group"] for r in kern} == set(KERNEL_REGULARIZERS)
-    for r in records:
+    # the refit model of each regulariser is the grid point with the lowest validation error
+    for r in kern:
+        grid = [g for g in records if g["kind"] == "kernel-grid" and g["group"] == r["group"]]
+        assert r["params"] == min(grid, key=lambda g: g["val_error"])["params"]
+    for r in kern + [r for r in records if r["family"] == "mlp"]:
         assert 0.0 <= r["test_error"] <= 100.0
         assert r["certificate_violations"] == 0
         # the attack's mean change is an upper bound, the certified radius a lower bound
         assert np.isfinite(r["upper"]) and r["upper"] > 0
         assert 0.0 <= r["lower"] <= r["upper"]
         assert 0.0 <= r["global_local_ratio"] <= 1.0 + 1e-12
+        acc = r["certified_accuracy"]
+        assert set(acc) == {"0.3", "0.5", "1"}
+        # certified accuracy falls with the radius and never exceeds the clean accuracy
+        assert r["cert_points_accuracy"] >= acc["0.3"] >= acc["0.5"] >= acc["1"] >= 0.0
     assert {r["setting"] for r in records if r["family"] == "mlp"} == set(MLP_SETTINGS)
     text = (tmp_path / "report.md").read_text()
     assert "Wall time:" in text and "(complete)" in text
     assert "none lay inside it" in text
     assert "Table 1" in text
+    assert "## Which claims of the paper hold" in text and "Wong & Kolter" in text
     assert (tmp_path / "figure2_bounds.png").stat().st_size > 1000
     assert (tmp_path / "figure3_adversarial.png").stat().st_size > 1000
     assert json.loads((tmp_path / "config.json").read_text())["n_train"] == 160
@@ -63,10 +74,74 @@ def test_reproduce_command_line_parts(tmp_path, monkeypatch, capsys):
     main(["reproduce", "--quick", "--out", str(tmp_path), "--parts", "kernel"])
     out = capsys.readouterr().out
     assert "kernel final" in out and "| K-CL |" in out
-    lines = (tmp_path / "results.jsonl").read_text().splitlines()
-    assert len(lines) == len(KERNEL_REGULARIZERS)
+    recs = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert sum(r["selected"] for r in recs) == len(KERNEL_REGULARIZERS)
+    assert {r["family"] for r in recs} == {"kernel"}
 
 
 def test_reproduce_command_rejects_unknown_part(tmp_path):
     with pytest.raises(SystemExit):
         main(["reproduce", "--out", str(tmp_path), "--parts", "svm"])
+
+
+def _strip_times(records):
+    drop = {"fit_time", "robustness_time", "wall_time"}
+    return [{k: v for k, v in r.items() if k not in drop} for r in records]
+
+
+def test_killed_run_resumes_to_the_same_report(tmp_path):
+    """Kill a tiny run mid-way (SIGKILL), resume it: same records and report as a clean run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = _tiny_config()
+    cfg.mlp_settings = ("plain",)
+    clean = run_reproduce(str(tmp_path / "clean"), config=cfg, parts=("kernel", "mlp"))
+    out = tmp_path / "killed"
+    code = (
+        "import sys, json\n"
+        "from sklearn_crosslip.experiments.reproduce import ReproduceConfig, run_reproduce\n"
+        "cfg = ReproduceConfig(**json.loads(sys.argv[2]))\n"
+        "run_reproduce(sys.argv[1], config=cfg)\n"
+    )
+    args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(out), json.dumps(args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    results = out / "results.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if results.exists() and len(results.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = [json.loads(line) for line in results.read_text().splitlines()]  # no torn line
+    assert 5 <= len(done) < len(clean)
+    resumed = run_reproduce(str(out), config=ReproduceConfig(**args))
+    assert _strip_times(resumed) == _strip_times(clean)
+    assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
+
+    def body(path):  # the report without its wall-time line
+        return [line for line in path.read_text().splitlines() if "Wall time" not in line]
+
+    assert body(out / "report.md") == body(tmp_path / "clean" / "report.md")
+    # a second resume has nothing left to do and leaves the records as they are
+    again = run_reproduce(str(out), config=ReproduceConfig(**args))
+    assert _strip_times(again) == _strip_times(clean)
+
+
+def test_resume_refuses_other_settings_and_restart_discards(tmp_path):
+    cfg = _tiny_config()
+    cfg.mlp_settings = ("plain",)
+    run_reproduce(str(tmp_path), config=cfg, parts=("kernel",))
+    other = _tiny_config()
+    other.n_eval = 10
+    with pytest.raises(ValueError, match="other settings"):
+        run_reproduce(str(tmp_path), config=other, parts=("kernel",))
+    recs = run_reproduce(str(tmp_path), config=other, parts=("kernel",), restart=True)
+    assert all(r.get("n_eval", 10) == 10 for r in recs)
+    assert json.loads((tmp_path / "config.json").read_text())["n_eval"] == 10

@@ -1,4 +1,4 @@
-"""MNIST loaders: the bundled official split (and a 5000-image subset), official IDX files, scikit-learn's digits."""
+"""MNIST loaders: the bundled official split and 5000-image subset, IDX files, sklearn's digits."""
 
 import os
 from importlib import resources

@@ -4,7 +4,18 @@ import os
 
 import numpy as np
 
-__all__ = ["write_report", "select_models"]
+from ._io import atomic_write, write_text
+from .paper import (
+    MLP_REGULARIZERS,
+    MLP_SETTINGS,
+    PAPER_CLAIMS,
+    PAPER_KERNEL_TABLE,
+    PAPER_TABLE1_MNIST,
+    PUBLISHED_CERTIFIED_ACCURACY,
+    PUBLISHED_SOURCE,
+)
+
+__all__ = ["write_report", "select_models", "check_claims"]
 
 _REG_LABELS = {
     "none": "None",
@@ -54,6 +65,104 @@ def _hyper(r):
     return f"lam={p['lam']:g}"
 
 
+def _cert_acc(r, eps):
+    v = (r.get("certified_accuracy") or {}).get(f"{eps:g}")
+    return _fmt(v, ".1f") + " %" if v is not None else "n/a"
+
+
+def check_claims(selected):
+    """Check the paper's qualitative claims on the selected models.
+
+    The criteria are fixed in advance (not tuned to the outcome):
+
+    * ``kernel_cl_error`` / ``kernel_cl_upper``: K-CL has the lowest test error /
+      the largest mean upper bound of the three kernel models;
+    * ``nets_cl_robust``: among the plain networks Cross-Lipschitz has the
+      largest mean upper and lower bounds, with a test error at most 0.2
+      percentage points above the best other regulariser;
+    * ``augmentation_not_robust``: for no regulariser does augmentation raise
+      the mean upper or lower bound by more than 10 % over the plain setting;
+    * ``adversarial_improves``: for every regulariser adversarial training
+      raises both the mean upper and the mean lower bound over the plain setting;
+    * ``local_better``: every selected network has a global/local ratio below 1
+      (the largest factor 1 / ratio is reported next to the paper's).
+
+    Parameters
+    ----------
+    selected : dict
+        Output of :func:`select_models`.
+
+    Returns
+    -------
+    claims : list of tuple
+        ``(key, verdict, evidence)`` with verdict ``"yes"``, ``"no"`` or
+        ``"n/a"`` (not enough models to judge), in the order of
+        :data:`~sklearn_crosslip.experiments.paper.PAPER_CLAIMS`.
+    """
+    out = []
+    kern = {reg: selected.get(("kernel", "plain", reg))
+            for reg in ("none", "rkhs", "cross_lipschitz")}
+    names = {"none": "no reg.", "rkhs": "K-SVM", "cross_lipschitz": "K-CL"}
+    if all(kern.values()):
+        ev = ", ".join(f"{names[g]} {r['test_error']:.2f} %" for g, r in kern.items())
+        best = min(r["test_error"] for r in kern.values())
+        out.append(("kernel_cl_error",
+                    "yes" if kern["cross_lipschitz"]["test_error"] <= best else "no",
+                    f"test errors: {ev}"))
+        ups = {g: r.get("upper", float("nan")) for g, r in kern.items()}
+        ev = ", ".join(f"{names[g]} {u:.3f}" for g, u in ups.items())
+        out.append(("kernel_cl_upper",
+                    "yes" if ups["cross_lipschitz"] >= max(ups.values()) else "no",
+                    f"mean upper bounds: {ev}"))
+    else:
+        out += [("kernel_cl_error", "n/a", "kernel models missing"),
+                ("kernel_cl_upper", "n/a", "kernel models missing")]
+
+    def nets(setting):
+        return {reg: selected.get(("mlp", setting, reg)) for reg in MLP_REGULARIZERS}
+
+    plain = nets("plain")
+    if all(plain.values()):
+        cl = plain["cross_lipschitz"]
+        others = [r for g, r in plain.items() if g != "cross_lipschitz"]
+        up_ok = cl["upper"] >= max(r["upper"] for r in others)
+        lo_ok = cl["lower"] >= max(r["lower"] for r in others)
+        err_ok = cl["test_error"] <= min(r["test_error"] for r in others) + 0.2
+        ev = "; ".join(f"{_REG_LABELS[g]}: error {r['test_error']:.2f} %, upper "
+                       f"{r['upper']:.3f}, lower {r['lower']:.4f}" for g, r in plain.items())
+        fails = [w for w, ok in (("upper", up_ok), ("lower", lo_ok), ("error", err_ok)) if not ok]
+        out.append(("nets_cl_robust", "yes" if not fails else "no",
+                    ev + ("" if not fails else f" (fails on: {', '.join(fails)})")))
+    else:
+        out.append(("nets_cl_robust", "n/a", "plain networks missing"))
+    for key, setting in (("augmentation_not_robust", "augmentation"),
+                         ("adversarial_improves", "adversarial")):
+        other = nets(setting)
+        pairs = [(g, plain[g], other[g]) for g in MLP_REGULARIZERS if plain[g] and other[g]]
+        if not pairs:
+            out.append((key, "n/a", f"{setting} networks missing"))
+            continue
+        ev = "; ".join(f"{_REG_LABELS[g]}: upper {p['upper']:.3f} -> {o['upper']:.3f}, lower "
+                       f"{p['lower']:.4f} -> {o['lower']:.4f}" for g, p, o in pairs)
+        if key == "augmentation_not_robust":
+            ok = all(o["upper"] <= 1.1 * p["upper"] and o["lower"] <= 1.1 * p["lower"]
+                     for _, p, o in pairs)
+        else:
+            ok = all(o["upper"] > p["upper"] and o["lower"] > p["lower"] for _, p, o in pairs)
+        out.append((key, "yes" if ok else "no", f"plain -> {setting}: {ev}"))
+    ratios = [r["global_local_ratio"] for k, r in selected.items()
+              if k[0] == "mlp" and np.isfinite(r.get("global_local_ratio", np.nan))]
+    if ratios:
+        factor = 1.0 / min(ratios)
+        out.append(("local_better", "yes" if max(ratios) < 1.0 else "no",
+                    f"global/local ratios of the {len(ratios)} selected networks from "
+                    f"{min(ratios):.2f} to {max(ratios):.2f}: local radii up to "
+                    f"{factor:.1f} times the global ones (paper, MNIST: 4.8)"))
+    else:
+        out.append(("local_better", "n/a", "no networks"))
+    return out
+
+
 def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, progress=None):
     """Write ``report.md`` (and PNG figures when matplotlib is available).
 
@@ -79,28 +188,34 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
     path : str
         Path of the written report.
     """
-    from .reproduce import MLP_REGULARIZERS, MLP_SETTINGS, PAPER_KERNEL_TABLE, PAPER_TABLE1_MNIST
-
     sel = select_models(records)
+    radii = tuple(getattr(cfg, "cert_radii", ()))
     figures = _write_figures(records, sel, out_dir, deltas or {}, X_eval, y_eval)
     n_fit = cfg.n_train - cfg.n_val
+    data = getattr(cfg, "data", "5k")
+    source = ("the bundled 5000-image MNIST subset" if data == "5k"
+              else "the official MNIST training set")
     lines = [
         "# Reproduction of Hein & Andriushchenko (2017), Section 5, on bundled MNIST",
         "",
         f"Mode: **{'quick' if cfg.quick else 'full'}**. Regenerate with "
         f"`python -m sklearn_crosslip reproduce{' --quick' if cfg.quick else ''} --out DIR`.",
         "",
-        f"Data: {cfg.n_train} training images of the bundled MNIST subset ({n_fit} to fit, "
+        f"Data: {cfg.n_train} training images of {source} ({n_fit} to fit, "
         f"{cfg.n_val} for model selection; the selected kernel models are refit on all "
         f"{cfg.n_train}), the first {cfg.n_test} images of the official test set for the test "
-        f"error. The paper trains on the full 60000 images, so its test errors are lower.",
+        "error."
+        + (" The paper trains on the full 60000 images, so its test errors are lower."
+           if cfg.n_train < 60000 else ""),
         "",
         f"Robustness columns on the first {cfg.n_eval} test points, over the correctly classified "
         "ones: **upper** = mean L2 norm of the Section 4 adversarial change (L2, boundary search, "
         "inputs kept in [0, 1]^d); **lower** = mean certified radius of Theorem 2.1 (local bound, "
         "no box, as in the paper); **global/local** = mean ratio of the radius from the global "
-        "cross-Lipschitz constant to the local one (the paper's Table 1). Every lower bound is a "
-        "formal guarantee; every upper bound is a real adversarial example.",
+        "cross-Lipschitz constant to the local one (the paper's Table 1); **cert. acc. r** = "
+        "percentage of the certified points classified correctly with a certified L2 radius "
+        ">= r. Every lower bound is a formal guarantee; every upper bound is a real adversarial "
+        "example.",
         "",
     ]
     if progress is not None:
@@ -130,8 +245,9 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
             f"{cfg.n_eval_kernel_cert} evaluation points.",
             "",
             "| regulariser | selected | val. error | test error | upper | lower "
-            "| paper test error | paper upper | paper lower |",
-            "|---|---|---|---|---|---|---|---|---|",
+            + "".join(f"| cert. acc. {eps:g} " for eps in radii)
+            + "| paper test error | paper upper | paper lower |",
+            "|---|---|---|---|---|---|---|---|---|" + "---|" * len(radii),
         ]
         for reg in ("none", "rkhs", "cross_lipschitz"):
             r = sel.get(("kernel", "plain", reg))
@@ -141,7 +257,8 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
             lines.append(
                 f"| {pk['label']} | {_hyper(r)} | {r['val_error']:.2f} % | {r['test_error']:.2f} % "
                 f"| {_fmt(r.get('upper'), '.3f')} | {_fmt(r.get('lower'), '.4f')} "
-                f"| {pk['test_error']:.2f} % | {pk['upper']:.2f} | {pk['lower']:.3f} |"
+                + "".join(f"| {_cert_acc(r, eps)} " for eps in radii)
+                + f"| {pk['test_error']:.2f} % | {pk['upper']:.2f} | {pk['lower']:.3f} |"
             )
         lines.append("")
     mlp = [r for r in records if r["family"] == "mlp"]
@@ -151,8 +268,9 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
         lines += [
             "Selected model per regulariser and setting (lowest validation error):",
             "",
-            "| setting | regulariser | selected | test error | upper | lower | global/local |",
-            "|---|---|---|---|---|---|---|",
+            "| setting | regulariser | selected | test error | upper | lower | global/local "
+            + "".join(f"| cert. acc. {eps:g} " for eps in radii) + "|",
+            "|---|---|---|---|---|---|---|" + "---|" * len(radii),
         ]
         for setting in MLP_SETTINGS:
             for reg in MLP_REGULARIZERS:
@@ -162,7 +280,8 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
                 lines.append(
                     f"| {setting} | {_REG_LABELS[reg]} | {_hyper(r)} | {r['test_error']:.2f} % "
                     f"| {_fmt(r.get('upper'), '.3f')} | {_fmt(r.get('lower'), '.4f')} "
-                    f"| {_fmt(r.get('global_local_ratio'), '.2f')} |"
+                    f"| {_fmt(r.get('global_local_ratio'), '.2f')} "
+                    + "".join(f"| {_cert_acc(r, eps)} " for eps in radii) + "|"
                 )
         lines += ["", "### Table 1: mean ratio global / local certified radius (plain setting)", "",
                   "| | " + " | ".join(_REG_LABELS[r] for r in MLP_REGULARIZERS) + " |",
@@ -183,6 +302,26 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
                 f"| {_fmt(r.get('lower'), '.4f')} | {_fmt(r.get('global_local_ratio'), '.2f')} "
                 f"| {r['fit_time']:.0f} s |")
         lines.append("")
+    if mlp and 0.3 in radii:
+        pub = PUBLISHED_CERTIFIED_ACCURACY[2][0.3]
+        best = max((r for r in sel.values() if r["family"] == "mlp" and "certified_accuracy" in r),
+                   key=lambda r: r["certified_accuracy"].get("0.3", -1), default=None)
+        lines += ["### Certified accuracy at L2 radius 0.3 beside published figures", "",
+                  "| model | certified accuracy at L2 0.3 |", "|---|---|"]
+        if best is not None:
+            lines.append(f"| this run, best selected network ({best['setting']}, "
+                         f"{_REG_LABELS[best['group']]}; 1024 softplus units) "
+                         f"| {_cert_acc(best, 0.3)} |")
+        lines += [f"| {m} (1024 ReLU units) | {v:.1f} % |" for m, v in pub.items()]
+        lines += ["", f"Source of the published figures: {PUBLISHED_SOURCE}.", ""]
+    claims = check_claims(sel)
+    if any(v != "n/a" for _, v, _ in claims):
+        lines += ["## Which claims of the paper hold", "",
+                  "Criteria fixed in advance (see `check_claims` in "
+                  "`sklearn_crosslip/experiments/report.py`), on the selected models of this run.",
+                  "", "| claim | holds | numbers |", "|---|---|---|"]
+        lines += [f"| {PAPER_CLAIMS[k]} | {v} | {ev} |" for k, v, ev in claims]
+        lines.append("")
     kall = [r for r in records if r["family"] == "kernel" and not r.get("selected")]
     if figures:
         lines += ["## Figures", ""]
@@ -195,9 +334,12 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
             lines.append(f"| {_REG_LABELS[r['group']]} | {_hyper(r)} | {r['val_error']:.2f} % |")
         lines.append("")
     path = os.path.join(out_dir, "report.md")
-    with open(path, "w") as fh:
-        fh.write("\n".join(lines))
+    write_text(path, "\n".join(lines))
     return path
+
+
+def _savefig(fig, path):
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
 
 
 def _write_figures(records, sel, out_dir, deltas, X_eval, y_eval):
@@ -208,13 +350,12 @@ def _write_figures(records, sel, out_dir, deltas, X_eval, y_eval):
         import matplotlib.pyplot as plt
     except ImportError:  # plots are optional
         return []
-    from .reproduce import MLP_REGULARIZERS, MLP_SETTINGS
-
     figures = []
     mlp = [r for r in records if r["family"] == "mlp" and "upper" in r]
     settings = [s for s in MLP_SETTINGS if any(r["setting"] == s for r in mlp)]
     if settings:
-        # Figure 2 in spirit: test error against the upper and lower bounds, per hyperparameter.
+        # Figure 2, the paper's layout: one row per setting, upper bounds left, lower bounds
+        # right, test error on the x axis; one marker per trained network (hyperparameter).
         fig, axes = plt.subplots(len(settings), 2, figsize=(10, 3.2 * len(settings)), squeeze=False)
         colors = dict(zip(MLP_REGULARIZERS, ["tab:gray", "tab:blue", "tab:green", "tab:red"]))
         for row, setting in enumerate(settings):
@@ -223,18 +364,19 @@ def _write_figures(records, sel, out_dir, deltas, X_eval, y_eval):
                 for reg in MLP_REGULARIZERS:
                     rs = [r for r in mlp if r["setting"] == setting and r["group"] == reg]
                     if rs:
-                        ax.scatter([r[key] for r in rs], [r["test_error"] for r in rs],
+                        ax.scatter([r["test_error"] for r in rs], [r[key] for r in rs],
                                    color=colors[reg], label=_REG_LABELS[reg], s=30)
-                ax.set_xlabel("mean ||delta||_2 of adversarial changes" if key == "upper"
+                ax.set_xlabel("test error (%)")
+                ax.set_ylabel("mean ||delta||_2 of adversarial changes" if key == "upper"
                               else "mean certified radius (Theorem 2.1)")
-                ax.set_ylabel("test error (%)")
                 ax.set_title(f"{setting}: {'upper' if key == 'upper' else 'lower'} bounds")
                 ax.grid(alpha=0.3)
         axes[0, 0].legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(os.path.join(out_dir, "figure2_bounds.png"), dpi=90)
+        _savefig(fig, os.path.join(out_dir, "figure2_bounds.png"))
         plt.close(fig)
-        figures.append(("Figure 2 (in spirit): test error against upper and lower bounds",
+        figures.append(("Figure 2: upper (left) and lower (right) bounds against test error, one "
+                        "row per setting (plain, augmentation, adversarial training)",
                         "figure2_bounds.png"))
     chosen = [(k, r) for k, r in sorted(sel.items()) if r["name"] in deltas
               and (k[0] == "kernel" or k[1] == "plain")]
@@ -262,7 +404,7 @@ def _write_figures(records, sel, out_dir, deltas, X_eval, y_eval):
             for ax in axes:
                 ax.axis("off")
             fig.tight_layout()
-            fig.savefig(os.path.join(out_dir, "figure3_adversarial.png"), dpi=90)
+            _savefig(fig, os.path.join(out_dir, "figure3_adversarial.png"))
             plt.close(fig)
             figures.append(("Figure 3: a test digit and each model's adversarial image",
                             "figure3_adversarial.png"))

@@ -14,10 +14,19 @@ bundled MNIST data (5000 training images, the official 10000 test images):
 For every model it reports the test error, the mean L2 norm of the adversarial
 changes of Section 4 (an upper bound on the distance to the decision boundary),
 the mean certified radius of Theorem 2.1 (a lower bound) and the mean ratio of
-the global to the local certified radius (the paper's Table 1). Results are
-appended to ``results.jsonl`` as each model finishes, and ``report.md`` plus
-the plots are rewritten after each model, so an interrupted run keeps what it
-did.
+the global to the local certified radius (the paper's Table 1), and the
+certified accuracy at L2 radii 0.3, 0.5 and 1.0.
+
+Interruption and resumption. Every trained model (each point of the kernel
+grids too) is a record in ``results.jsonl``; its adversarial changes for
+Figure 3 go to ``deltas/<name>.npz``. After each model the results file, the
+report and the figures are rewritten *atomically* (written to a temporary file,
+then renamed), so a kill at any moment leaves either the old or the new file,
+never a truncated one. Started again with the same ``--out`` and the same
+settings, a run skips the models it already has and ends with the same report as
+an uninterrupted run (the models are deterministic; only wall times differ).
+``restart=True`` (``--restart``) discards an earlier run instead; an ``--out``
+that holds a run with other settings is refused.
 
 Definitions used in the tables. The robustness columns are computed on the
 first ``n_eval`` test points; "upper" is the mean ``||delta||_2`` over those
@@ -29,24 +38,22 @@ in the paper) over the same points, and "global/local" is the mean of
 
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ._io import remove_stale_temporaries, save_npz, write_text
+from .paper import (
+    KERNEL_REGULARIZERS,
+    MLP_REGULARIZERS,
+    MLP_SETTINGS,
+    PAPER_KERNEL_TABLE,
+    PAPER_TABLE1_MNIST,
+)
+
 __all__ = ["ReproduceConfig", "run_reproduce", "PAPER_KERNEL_TABLE", "PAPER_TABLE1_MNIST"]
-
-# Published figures (paper Section 5): kernel table on full MNIST (60k train) and Table 1.
-PAPER_KERNEL_TABLE = {
-    "none": {"test_error": 2.23, "upper": 2.39, "lower": 0.037, "label": "No Reg. (lambda = 0)"},
-    "rkhs": {"test_error": 1.48, "upper": 1.91, "lower": 0.058, "label": "K-SVM"},
-    "cross_lipschitz": {"test_error": 1.44, "upper": 3.12, "lower": 0.045, "label": "K-CL"},
-}
-PAPER_TABLE1_MNIST = {"none": 0.69, "dropout": 0.48, "weight_decay": 0.68, "cross_lipschitz": 0.21}
-
-KERNEL_REGULARIZERS = ("none", "rkhs", "cross_lipschitz")
-MLP_REGULARIZERS = ("none", "weight_decay", "dropout", "cross_lipschitz")
-MLP_SETTINGS = ("plain", "augmentation", "adversarial")
 
 
 @dataclass
@@ -78,6 +85,7 @@ class ReproduceConfig:
     mlp_max_iter: int = 40
     mlp_batch_size: int = 128
     mlp_learning_rate: float = 1e-3
+    cert_radii: tuple = (0.3, 0.5, 1.0)  # L2 radii of the certified-accuracy columns
     random_state: int = 0
 
     @classmethod
@@ -128,8 +136,9 @@ def _batched(fn, X, batch, label):
     return np.concatenate(out, axis=0)
 
 
-def evaluate_robustness(est, X, y, *, cert_points=None, cert_bound="local", batch=250):
-    """Upper bound, lower bound and global/local ratio on the points ``X``.
+def evaluate_robustness(est, X, y, *, cert_points=None, cert_bound="local", radii=(),
+                        batch=250):
+    """Upper bound, lower bound, global/local ratio and certified accuracy on ``X``.
 
     Parameters
     ----------
@@ -139,6 +148,8 @@ def evaluate_robustness(est, X, y, *, cert_points=None, cert_bound="local", batc
         Certify only the first ``cert_points`` points (exact kernel bounds are slow).
     cert_bound : str
         ``bound`` passed to ``certified_radius`` for the lower bound.
+    radii : tuple of float
+        L2 radii at which to report the certified accuracy.
     batch : int
         Points per progress line.
 
@@ -146,7 +157,9 @@ def evaluate_robustness(est, X, y, *, cert_points=None, cert_bound="local", batc
     -------
     dict
         ``upper``, ``lower``, ``global_local_ratio`` (means over correctly
-        classified points) and the per-point arrays used for plots.
+        classified points), ``certified_accuracy`` (``{str(radius): percent of
+        the certified points that are classified correctly with a certified
+        radius >= radius}``) and the per-point arrays used for plots.
     """
     import warnings
 
@@ -176,6 +189,9 @@ def evaluate_robustness(est, X, y, *, cert_points=None, cert_bound="local", batc
         "lower": float(np.mean(local[cc])) if cc.any() else float("nan"),
         "lower_global": float(np.mean(glob[cc])) if cc.any() else float("nan"),
         "global_local_ratio": ratio,
+        "certified_accuracy": {f"{eps:g}": 100.0 * float(np.mean(cc & (local >= eps)))
+                               for eps in radii},
+        "cert_points_accuracy": 100.0 * float(np.mean(cc)),
         "n_eval": int(X.shape[0]),
         "n_cert": int(n_c),
         "cert_bound": cert_bound,
@@ -222,38 +238,116 @@ def _mlp_grid(cfg):
                 yield setting, reg, _mlp_params(cfg, reg, setting, value)
 
 
-class _Run:
-    """Bookkeeping of one reproduction: results file, report and plots."""
+def _config_dict(cfg):
+    """The settings as plain JSON values (tuples become lists), for comparison and storage."""
+    return json.loads(json.dumps(asdict(cfg), default=str))
 
-    def __init__(self, out_dir, cfg, X_eval, y_eval, n_total=None):
+
+class _Run:
+    """Bookkeeping of one reproduction: results file, saved deltas, report, plots, progress.
+
+    Resumes an unfinished run found in ``out_dir`` when its ``config.json``
+    matches ``cfg`` (see the module docstring).
+    """
+
+    def __init__(self, out_dir, cfg, X_eval, y_eval, planned, restart=False):
         self.t_start = time.perf_counter()
-        self.n_total = n_total
         self.out_dir = out_dir
         self.cfg = cfg
         self.X_eval, self.y_eval = X_eval, y_eval
-        os.makedirs(out_dir, exist_ok=True)
         self.results_path = os.path.join(out_dir, "results.jsonl")
-        self.records = []
-        self.deltas = {}
-        with open(self.results_path, "w") as fh:
-            fh.write("")
-        with open(os.path.join(out_dir, "config.json"), "w") as fh:
-            json.dump(asdict(cfg), fh, indent=1, default=str)
+        self.config_path = os.path.join(out_dir, "config.json")
+        self.delta_dir = os.path.join(out_dir, "deltas")
+        self.records, self.deltas = [], {}
+        self.elapsed_before = 0.0
+        if restart:
+            for path in (self.results_path, self.config_path):
+                if os.path.exists(path):
+                    os.remove(path)
+            shutil.rmtree(self.delta_dir, ignore_errors=True)
+        os.makedirs(self.delta_dir, exist_ok=True)
+        remove_stale_temporaries(out_dir)
+        if os.path.exists(self.results_path):
+            self._load()
+        write_text(self.config_path, json.dumps(_config_dict(cfg), indent=1))
+        self.done = {r["name"] for r in self.records}
+        self.planned = list(planned)
+        self.n_total = len(self.done | set(self.planned))
+
+    def _load(self):
+        saved = None
+        if os.path.exists(self.config_path):
+            with open(self.config_path) as fh:
+                saved = json.load(fh)
+        if saved != _config_dict(self.cfg):
+            raise ValueError(
+                f"{self.out_dir!r} holds a reproduction run with other settings (its "
+                "config.json differs from this run's). Use another output directory, or "
+                "restart=True (--restart on the command line) to discard the earlier run."
+            )
+        with open(self.results_path) as fh:
+            for i, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        self.records.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise ValueError(
+                            f"{self.results_path}: line {i} is not valid JSON ({exc}); the "
+                            "file was not written by this version. Use restart=True."
+                        ) from None
+        for r in self.records:
+            path = os.path.join(self.delta_dir, r["name"] + ".npz")
+            if os.path.exists(path):
+                with np.load(path) as z:
+                    self.deltas[r["name"]] = (z["delta"], z["adv_pred"])
+        self.elapsed_before = float(sum(r.get("wall_time", 0.0) for r in self.records))
+        _log(f"resuming the run in {self.out_dir}: {len(self.records)} models done")
+
+    def is_done(self, name):
+        return name in self.done
+
+    def record(self, name):
+        return next(r for r in self.records if r["name"] == name)
+
+    def eta(self, kind):
+        """Estimated seconds left: per kind of model the mean wall time of the finished ones."""
+        times = {}
+        for r in self.records:
+            times.setdefault(r.get("kind", r["family"]), []).append(r.get("wall_time", 0.0))
+        overall = [t for ts in times.values() for t in ts]
+        if not overall:
+            return None
+        left = 0.0
+        for name, k in self.planned:
+            if name not in self.done:
+                ts = times.get(k, overall)
+                left += float(np.mean(ts))
+        return left
+
+    def progress(self, i, n, label, name, kind):
+        eta = self.eta(kind)
+        elapsed = self.elapsed_before + time.perf_counter() - self.t_start
+        msg = f"[{label} {i}/{n}] {name} (models done {len(self.done)}/{self.n_total}, "
+        msg += f"elapsed {elapsed / 60:.1f} min"
+        msg += f", about {eta / 60:.1f} min left)" if eta is not None else ")"
+        _log(msg)
 
     def add(self, record, delta=None):
         self.records.append(record)
+        self.done.add(record["name"])
         if delta is not None:
             self.deltas[record["name"]] = delta
-        with open(self.results_path, "a") as fh:
-            fh.write(json.dumps(record, default=float) + "\n")
+            path = os.path.join(self.delta_dir, record["name"] + ".npz")
+            save_npz(path, delta=delta[0], adv_pred=delta[1])
+        write_text(self.results_path,
+                    "".join(json.dumps(r, default=float) + "\n" for r in self.records))
         self.write()
 
     def write(self):
         from .report import write_report
 
-        progress = None
-        if self.n_total is not None:
-            progress = {"elapsed": time.perf_counter() - self.t_start, "total": self.n_total}
+        progress = {"elapsed": self.elapsed_before + time.perf_counter() - self.t_start,
+                    "total": self.n_total}
         write_report(self.records, self.out_dir, self.cfg, self.deltas, self.X_eval, self.y_eval,
                      progress=progress)
 
@@ -262,9 +356,21 @@ def _params_str(params, keys):
     return ", ".join(f"{k}={params[k]!r}" for k in keys if k in params)
 
 
+def _kernel_grid_name(reg, params):
+    return f"kernel-grid-{reg}-gs{params['gamma_scale']:g}-lam{params['lam']:g}"
+
+
+def _mlp_name(setting, reg, params):
+    value = params.get("dropout_rate") if reg == "dropout" else params["lam"]
+    return f"mlp-{setting}-{reg}-{value:g}"
+
+
 def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", "mlp"),
-                  config=None):
+                  config=None, restart=False):
     """Run the reproduction and write ``report.md``, ``results.jsonl`` and plots.
+
+    Resumable: started again on the same ``out_dir`` with the same settings it
+    skips the models already done (see the module docstring).
 
     Parameters
     ----------
@@ -273,14 +379,18 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
     quick : bool, default=False
         Smaller grids, fewer points and epochs: under 10 minutes on 2 cores.
     parts : tuple of {"kernel", "mlp"}, default=("kernel", "mlp")
-        Which model families to run.
+        Which model families to run. Runs of different parts can share one
+        ``out_dir``; the report then covers all of them.
     config : ReproduceConfig, default=None
         Explicit settings; overrides ``quick``.
+    restart : bool, default=False
+        Discard an earlier run in ``out_dir`` instead of resuming it.
 
     Returns
     -------
     records : list of dict
-        One record per trained model (also written to ``results.jsonl``).
+        One record per trained model (also written to ``results.jsonl``),
+        the resumed ones included.
     """
     import warnings
 
@@ -295,29 +405,35 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
     quick = cfg.quick
     X_fit, y_fit, X_val, y_val, X_train, y_train, X_test, y_test = _split(cfg)
     X_eval, y_eval = X_test[: cfg.n_eval], y_test[: cfg.n_eval]
+    kernel_grid = list(_kernel_grid(cfg)) if "kernel" in parts else []
     mlp_grid = list(_mlp_grid(cfg)) if "mlp" in parts else []
-    n_total = (len(KERNEL_REGULARIZERS) if "kernel" in parts else 0) + len(mlp_grid)
-    run = _Run(out_dir, cfg, X_eval, y_eval, n_total=n_total)
+    planned = [(_kernel_grid_name(reg, p), "kernel-grid") for reg, p in kernel_grid]
+    planned += [(f"kernel-{reg}", "kernel-final") for reg in KERNEL_REGULARIZERS
+                if "kernel" in parts]
+    planned += [(_mlp_name(st, reg, p), f"mlp-{st}") for st, reg, p in mlp_grid]
+    run = _Run(out_dir, cfg, X_eval, y_eval, planned, restart=restart)
     _log(f"reproduce ({'quick' if quick else 'full'}): train {X_fit.shape[0]} + val "
          f"{X_val.shape[0]}, test {X_test.shape[0]}, robustness on {cfg.n_eval} test points; "
          f"writing to {out_dir}")
 
-    def finish(family, group, setting, name, est, params, val_err, fit_time, selected):
+    def finish(kind, family, group, setting, name, est, params, val_err, fit_time, selected, t0):
         test_err = 100.0 * (1.0 - est.score(X_test, y_test))
-        rec = {"family": family, "group": group, "setting": setting, "name": name,
+        rec = {"family": family, "group": group, "setting": setting, "name": name, "kind": kind,
                "params": {k: v for k, v in params.items()}, "val_error": val_err,
                "test_error": test_err, "fit_time": fit_time, "selected": selected}
         delta = None
         if selected or family == "mlp":
             cert_points = cfg.n_eval_kernel_cert if family == "kernel" else None
-            t0 = time.perf_counter()
-            rob = evaluate_robustness(est, X_eval, y_eval, cert_points=cert_points)
+            t1 = time.perf_counter()
+            rob = evaluate_robustness(est, X_eval, y_eval, cert_points=cert_points,
+                                      radii=cfg.cert_radii)
             delta = rob.pop("_delta")
             with np.errstate(invalid="ignore"):
                 adv_pred = est.predict(np.nan_to_num(X_eval + delta, nan=0.0))
             delta = (delta, adv_pred)
             rec.update(rob)
-            rec["robustness_time"] = time.perf_counter() - t0
+            rec["robustness_time"] = time.perf_counter() - t1
+        rec["wall_time"] = time.perf_counter() - t0
         run.add(rec, delta)
         _log(f"  -> {name}: test error {test_err:.2f} %"
              + (f", upper {rec['upper']:.3f}, lower {rec['lower']:.4f}, global/local "
@@ -325,37 +441,48 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
         return rec
 
     if "kernel" in parts:
-        grid = list(_kernel_grid(cfg))
-        best = {}
-        for i, (reg, params) in enumerate(grid, 1):
-            _log(f"[kernel {i}/{len(grid)}] {reg}: {_params_str(params, ['gamma_scale', 'lam'])}")
+        for i, (reg, params) in enumerate(kernel_grid, 1):
+            name = _kernel_grid_name(reg, params)
+            if run.is_done(name):
+                continue
+            run.progress(i, len(kernel_grid), "kernel", name, "kernel-grid")
             t0 = time.perf_counter()
             est = KernelCrossLipClassifier(**params).fit(X_fit, y_fit)
+            fit_time = time.perf_counter() - t0
             val_err = 100.0 * (1.0 - est.score(X_val, y_val))
-            _log(f"  fitted in {time.perf_counter() - t0:.1f} s, validation error {val_err:.2f} %")
-            if reg not in best or val_err < best[reg][0]:
-                best[reg] = (val_err, params)
+            _log(f"  fitted in {fit_time:.1f} s, validation error {val_err:.2f} %")
+            finish("kernel-grid", "kernel", reg, "plain", name, est, params, val_err, fit_time,
+                   False, t0)
         for reg in KERNEL_REGULARIZERS:
-            val_err, params = best[reg]
-            _log(f"[kernel final] {reg}: refit on {X_train.shape[0]} points with "
+            name = f"kernel-{reg}"
+            if run.is_done(name):
+                continue
+            # model selection: the lowest validation error of the grid (first one on ties)
+            grid = [run.record(_kernel_grid_name(r, p)) for r, p in kernel_grid if r == reg]
+            best = min(grid, key=lambda r: r["val_error"])
+            params = best["params"]
+            run.progress(1, 1, "kernel final", name, "kernel-final")
+            _log(f"  refit on {X_train.shape[0]} points with "
                  f"{_params_str(params, ['gamma_scale', 'lam'])}")
             t0 = time.perf_counter()
             est = KernelCrossLipClassifier(**params).fit(X_train, y_train)
-            finish("kernel", reg, "plain", f"kernel-{reg}", est, params, val_err,
-                   time.perf_counter() - t0, True)
+            finish("kernel-final", "kernel", reg, "plain", name, est, params, best["val_error"],
+                   time.perf_counter() - t0, True, t0)
 
     if "mlp" in parts:
         for i, (setting, reg, params) in enumerate(mlp_grid, 1):
-            _log(f"[mlp {i}/{len(mlp_grid)}] {setting} / {reg}: "
-                 f"{_params_str(params, ['lam', 'dropout_rate'])}")
+            name = _mlp_name(setting, reg, params)
+            if run.is_done(name):
+                continue
+            run.progress(i, len(mlp_grid), "mlp", name, f"mlp-{setting}")
             t0 = time.perf_counter()
             est = MLPCrossLipClassifier(**params).fit(X_fit, y_fit)
             fit_time = time.perf_counter() - t0
             val_err = 100.0 * (1.0 - est.score(X_val, y_val))
             _log(f"  fitted in {fit_time:.1f} s, validation error {val_err:.2f} %")
-            value = params.get("dropout_rate") if reg == "dropout" else params["lam"]
-            finish("mlp", reg, setting, f"mlp-{setting}-{reg}-{value:g}", est, params, val_err,
-                   fit_time, False)
+            finish(f"mlp-{setting}", "mlp", reg, setting, name, est, params, val_err, fit_time,
+                   False, t0)
+    run.write()
     report = os.path.join(out_dir, "report.md")
     _log(f"done in {time.perf_counter() - run.t_start:.0f} s; report: {report}")
     if os.path.exists(report):
