@@ -8,7 +8,7 @@ import pytest
 from sklearn_crosslip.__main__ import main
 from sklearn_crosslip.experiments.reproduce import (
     KERNEL_REGULARIZERS,
-    MLP_REGULARIZERS,
+    NETWORK_GROUPS,
     MLP_SETTINGS,
     ReproduceConfig,
     run_reproduce,
@@ -22,7 +22,7 @@ def _tiny_config():
         kernel_lams={"none": (0.0,), "rkhs": (1e-4,), "cross_lipschitz": (1e-1, 1e-2)},
         kernel_max_iter=20, mlp_hidden_units=8,
         mlp_lams={"none": (0.0,), "weight_decay": (1e-4,), "dropout": (0.5,),
-                  "cross_lipschitz": (1e-2,)},
+                  "cross_lipschitz": (1e-2,), "certified": (0.3,)},
         mlp_max_iter=2, mlp_batch_size=40,
     )
 
@@ -31,7 +31,7 @@ def test_run_reproduce_tiny_end_to_end(tmp_path):
     pytest.importorskip("matplotlib")
     cfg = _tiny_config()
     records = run_reproduce(str(tmp_path), config=cfg)
-    n_mlp = len(MLP_SETTINGS) * len(MLP_REGULARIZERS)
+    n_mlp = len(MLP_SETTINGS) * len(NETWORK_GROUPS)
     n_grid = sum(len(cfg.kernel_gamma_scales) * len(cfg.kernel_lams[r])
                  for r in KERNEL_REGULARIZERS)
     assert len(records) == n_grid + len(KERNEL_REGULARIZERS) + n_mlp
@@ -56,11 +56,15 @@ def test_run_reproduce_tiny_end_to_end(tmp_path):
         # certified accuracy falls with the radius and never exceeds the clean accuracy
         assert r["cert_points_accuracy"] >= acc["0.3"] >= acc["0.5"] >= acc["1"] >= 0.0
     assert {r["setting"] for r in records if r["family"] == "mlp"} == set(MLP_SETTINGS)
+    cert = [r for r in records if r["group"] == "certified"]
+    assert len(cert) == len(MLP_SETTINGS)
+    assert all(r["params"]["certified_margin"] == 0.3 for r in cert)
     text = (tmp_path / "report.md").read_text()
     assert "Wall time:" in text and "(complete)" in text
     assert "none lay inside it" in text
     assert "Table 1" in text
     assert "## Which claims of the paper hold" in text and "Wong & Kolter" in text
+    assert "| plain | Certified training | eps=0.3 |" in text
     assert (tmp_path / "figure2_bounds.png").stat().st_size > 1000
     assert (tmp_path / "figure3_adversarial.png").stat().st_size > 1000
     assert json.loads((tmp_path / "config.json").read_text())["n_train"] == 160

@@ -20,6 +20,7 @@ __all__ = [
     "KERNEL_REGULARIZERS",
     "MLP_REGULARIZERS",
     "MLP_SETTINGS",
+    "NETWORK_GROUPS",
     "PAPER_KERNEL_TABLE",
     "PAPER_TABLE1_MNIST",
     "PAPER_CLAIMS",
@@ -32,6 +33,9 @@ __all__ = [
 KERNEL_REGULARIZERS = ("none", "rkhs", "cross_lipschitz")
 MLP_REGULARIZERS = ("none", "weight_decay", "dropout", "cross_lipschitz")
 MLP_SETTINGS = ("plain", "augmentation", "adversarial")
+# The rows of the network tables: the paper's regularisers plus this library's
+# certified training (training on the Theorem 2.1 guarantee itself; not in the paper).
+NETWORK_GROUPS = MLP_REGULARIZERS + ("certified",)
 
 # Hein & Andriushchenko (2017), Section 5: test error, mean L2 norm of the
 # adversarial samples (upper) and mean robustness guarantee (lower).

@@ -8,6 +8,7 @@ from ._io import atomic_write, write_text
 from .paper import (
     MLP_REGULARIZERS,
     MLP_SETTINGS,
+    NETWORK_GROUPS,
     PAPER_CLAIMS,
     PAPER_KERNEL_TABLE,
     PAPER_TABLE1_MNIST,
@@ -23,6 +24,7 @@ _REG_LABELS = {
     "cross_lipschitz": "Cross-Lipschitz",
     "weight_decay": "Weight decay",
     "dropout": "Dropout",
+    "certified": "Certified training",
 }
 
 
@@ -62,6 +64,8 @@ def _hyper(r):
         return f"gamma_scale={p['gamma_scale']:g}, lam={p['lam']:g}"
     if r["group"] == "dropout":
         return f"dropout_rate={p.get('dropout_rate', 0):g}"
+    if r["group"] == "certified":
+        return f"eps={p.get('certified_margin', 0):g}"
     return f"lam={p['lam']:g}"
 
 
@@ -273,7 +277,7 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
             "|---|---|---|---|---|---|---|" + "---|" * len(radii),
         ]
         for setting in MLP_SETTINGS:
-            for reg in MLP_REGULARIZERS:
+            for reg in NETWORK_GROUPS:
                 r = sel.get(("mlp", setting, reg))
                 if r is None:
                     continue
@@ -357,11 +361,12 @@ def _write_figures(records, sel, out_dir, deltas, X_eval, y_eval):
         # Figure 2, the paper's layout: one row per setting, upper bounds left, lower bounds
         # right, test error on the x axis; one marker per trained network (hyperparameter).
         fig, axes = plt.subplots(len(settings), 2, figsize=(10, 3.2 * len(settings)), squeeze=False)
-        colors = dict(zip(MLP_REGULARIZERS, ["tab:gray", "tab:blue", "tab:green", "tab:red"]))
+        colors = dict(zip(NETWORK_GROUPS,
+                          ["tab:gray", "tab:blue", "tab:green", "tab:red", "tab:purple"]))
         for row, setting in enumerate(settings):
             for col, key in enumerate(("upper", "lower")):
                 ax = axes[row, col]
-                for reg in MLP_REGULARIZERS:
+                for reg in NETWORK_GROUPS:
                     rs = [r for r in mlp if r["setting"] == setting and r["group"] == reg]
                     if rs:
                         ax.scatter([r["test_error"] for r in rs], [r[key] for r in rs],
