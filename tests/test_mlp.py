@@ -556,7 +556,10 @@ _CHECK_SKIPS = {}
 
 
 @parametrize_with_checks(
-    [MLPCrossLipClassifier(hidden_units=8, max_iter=100, random_state=0)],
+    [MLPCrossLipClassifier(hidden_units=8, max_iter=100, random_state=0),
+     # certified training (issue 11) must keep the estimator scikit-learn compatible
+     MLPCrossLipClassifier(hidden_units=8, solver="adam", max_iter=100, certified_margin=0.1,
+                           certified_warmup=2, learning_rate_init=1e-2, random_state=0)],
     expected_failed_checks=lambda est: _CHECK_SKIPS,
 )
 def test_sklearn_compatible(estimator, check):
