@@ -55,6 +55,10 @@ def test_run_reproduce_tiny_end_to_end(tmp_path):
         assert set(acc) == {"0.3", "0.5", "1"}
         # certified accuracy falls with the radius and never exceeds the clean accuracy
         assert r["cert_points_accuracy"] >= acc["0.3"] >= acc["0.5"] >= acc["1"] >= 0.0
+        if r["family"] == "mlp":  # L-infinity columns: attack and certificate in that norm
+            assert r["linf_certificate_violations"] == 0
+            assert 0.0 <= r["linf_lower"] <= r["linf_upper"] <= r["upper"]
+            assert 0.0 <= r["linf_certified_accuracy"]["0.1"] <= r["cert_points_accuracy"]
     assert {r["setting"] for r in records if r["family"] == "mlp"} == set(MLP_SETTINGS)
     cert = [r for r in records if r["group"] == "certified"]
     assert len(cert) == len(MLP_SETTINGS)
@@ -65,6 +69,7 @@ def test_run_reproduce_tiny_end_to_end(tmp_path):
     assert "Table 1" in text
     assert "## Which claims of the paper hold" in text and "Wong & Kolter" in text
     assert "| plain | Certified training | eps=0.3 |" in text
+    assert "L-inf cert. acc. 0.1" in text and "certified accuracy at L-infinity 0.1" in text
     assert (tmp_path / "figure2_bounds.png").stat().st_size > 1000
     assert (tmp_path / "figure3_adversarial.png").stat().st_size > 1000
     assert json.loads((tmp_path / "config.json").read_text())["n_train"] == 160

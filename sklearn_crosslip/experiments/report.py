@@ -69,8 +69,8 @@ def _hyper(r):
     return f"lam={p['lam']:g}"
 
 
-def _cert_acc(r, eps):
-    v = (r.get("certified_accuracy") or {}).get(f"{eps:g}")
+def _cert_acc(r, eps, key="certified_accuracy"):
+    v = (r.get(key) or {}).get(f"{eps:g}")
     return _fmt(v, ".1f") + " %" if v is not None else "n/a"
 
 
@@ -194,6 +194,7 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
     """
     sel = select_models(records)
     radii = tuple(getattr(cfg, "cert_radii", ()))
+    linf = tuple(getattr(cfg, "linf_radii", ()))
     figures = _write_figures(records, sel, out_dir, deltas or {}, X_eval, y_eval)
     n_fit = cfg.n_train - cfg.n_val
     data = getattr(cfg, "data", "5k")
@@ -218,8 +219,9 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
         "no box, as in the paper); **global/local** = mean ratio of the radius from the global "
         "cross-Lipschitz constant to the local one (the paper's Table 1); **cert. acc. r** = "
         "percentage of the certified points classified correctly with a certified L2 radius "
-        ">= r. Every lower bound is a formal guarantee; every upper bound is a real adversarial "
-        "example.",
+        ">= r; **L-inf upper / lower / cert. acc.** = the same in the L-infinity norm (attack "
+        "and certificate for p = inf; networks only). Every lower bound is a formal guarantee; "
+        "every upper bound is a real adversarial example.",
         "",
     ]
     if progress is not None:
@@ -231,11 +233,13 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
         ]
     checked = [r for r in records if "certificate_violations" in r]
     if checked:
-        n_viol = sum(r["certificate_violations"] for r in checked)
-        n_pts = sum(r["n_cert"] for r in checked)
+        n_viol = sum(r["certificate_violations"] + r.get("linf_certificate_violations", 0)
+                     for r in checked)
+        n_pts = sum(r["n_cert"] * (2 if "linf_lower" in r else 1) for r in checked)
         lines += [
-            f"Certificate check: for {len(checked)} models, the adversarial example of each of "
-            f"{n_pts} certified points was compared with its certified radius; "
+            f"Certificate check: for {len(checked)} models, {n_pts} adversarial examples (L2, and "
+            "L-infinity for the networks) were compared with the certified radius of their "
+            "point in the same norm; "
             + ("**none lay inside it**." if n_viol == 0 else
                f"**{n_viol} lay inside it: this is a bug, please report it**."),
             "",
@@ -273,8 +277,11 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
             "Selected model per regulariser and setting (lowest validation error):",
             "",
             "| setting | regulariser | selected | test error | upper | lower | global/local "
-            + "".join(f"| cert. acc. {eps:g} " for eps in radii) + "|",
-            "|---|---|---|---|---|---|---|" + "---|" * len(radii),
+            + "".join(f"| cert. acc. {eps:g} " for eps in radii)
+            + ("| L-inf upper | L-inf lower " if linf else "")
+            + "".join(f"| L-inf cert. acc. {eps:g} " for eps in linf) + "|",
+            "|---|---|---|---|---|---|---|" + "---|" * len(radii)
+            + ("---|---|" if linf else "") + "---|" * len(linf),
         ]
         for setting in MLP_SETTINGS:
             for reg in NETWORK_GROUPS:
@@ -285,7 +292,11 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
                     f"| {setting} | {_REG_LABELS[reg]} | {_hyper(r)} | {r['test_error']:.2f} % "
                     f"| {_fmt(r.get('upper'), '.3f')} | {_fmt(r.get('lower'), '.4f')} "
                     f"| {_fmt(r.get('global_local_ratio'), '.2f')} "
-                    + "".join(f"| {_cert_acc(r, eps)} " for eps in radii) + "|"
+                    + "".join(f"| {_cert_acc(r, eps)} " for eps in radii)
+                    + (f"| {_fmt(r.get('linf_upper'), '.4f')} | {_fmt(r.get('linf_lower'), '.4f')} "
+                       if linf else "")
+                    + "".join(f"| {_cert_acc(r, eps, 'linf_certified_accuracy')} "
+                              for eps in linf) + "|"
                 )
         lines += ["", "### Table 1: mean ratio global / local certified radius (plain setting)", "",
                   "| | " + " | ".join(_REG_LABELS[r] for r in MLP_REGULARIZERS) + " |",
@@ -310,14 +321,27 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
         pub = PUBLISHED_CERTIFIED_ACCURACY[2][0.3]
         best = max((r for r in sel.values() if r["family"] == "mlp" and "certified_accuracy" in r),
                    key=lambda r: r["certified_accuracy"].get("0.3", -1), default=None)
-        lines += ["### Certified accuracy at L2 radius 0.3 beside published figures", "",
+        lines += ["### Certified accuracy beside published figures", "",
                   "| model | certified accuracy at L2 0.3 |", "|---|---|"]
         if best is not None:
             lines.append(f"| this run, best selected network ({best['setting']}, "
                          f"{_REG_LABELS[best['group']]}; 1024 softplus units) "
                          f"| {_cert_acc(best, 0.3)} |")
         lines += [f"| {m} (1024 ReLU units) | {v:.1f} % |" for m, v in pub.items()]
-        lines += ["", f"Source of the published figures: {PUBLISHED_SOURCE}.", ""]
+        lines.append("")
+        if 0.1 in linf:
+            best = max((r for r in sel.values()
+                        if r["family"] == "mlp" and "linf_certified_accuracy" in r),
+                       key=lambda r: r["linf_certified_accuracy"].get("0.1", -1), default=None)
+            lines += ["| model | certified accuracy at L-infinity 0.1 |", "|---|---|"]
+            if best is not None:
+                lines.append(f"| this run, best selected network ({best['setting']}, "
+                             f"{_REG_LABELS[best['group']]}; 1024 softplus units) "
+                             f"| {_cert_acc(best, 0.1, 'linf_certified_accuracy')} |")
+            lines += [f"| {m} (1024 ReLU units) | {v:.1f} % |"
+                      for m, v in PUBLISHED_CERTIFIED_ACCURACY["inf"][0.1].items()]
+            lines.append("")
+        lines += [f"Source of the published figures: {PUBLISHED_SOURCE}.", ""]
     claims = check_claims(sel)
     if any(v != "n/a" for _, v, _ in claims):
         lines += ["## Which claims of the paper hold", "",
