@@ -37,7 +37,8 @@ def _demo(args):
 def _reproduce(args):
     from .experiments.reproduce import run_reproduce
 
-    run_reproduce(args.out, quick=args.quick, parts=tuple(args.parts), restart=args.restart)
+    run_reproduce(args.out, quick=args.quick, parts=tuple(args.parts), restart=args.restart,
+                  jobs=args.jobs)
     return 0
 
 
@@ -72,6 +73,9 @@ def main(argv=None):
                      help="output directory (default: ./reproduce-results)")
     rep.add_argument("--parts", nargs="+", choices=["kernel", "mlp"], default=["kernel", "mlp"],
                      help="model families to run (default: both)")
+    rep.add_argument("--jobs", type=int, default=1,
+                     help="networks trained side by side, each with cores/JOBS threads "
+                     "(default 1)")
     rep.add_argument("--restart", action="store_true",
                      help="discard an unfinished run in --out instead of resuming it (by "
                      "default a run resumes where an interrupted one with the same settings "

@@ -154,3 +154,19 @@ def test_resume_refuses_other_settings_and_restart_discards(tmp_path):
     recs = run_reproduce(str(tmp_path), config=other, parts=("kernel",), restart=True)
     assert all(r.get("n_eval", 10) == 10 for r in recs)
     assert json.loads((tmp_path / "config.json").read_text())["n_eval"] == 10
+
+
+def test_networks_side_by_side_give_the_same_models(tmp_path):
+    cfg = _tiny_config()
+    cfg.mlp_settings = ("plain",)
+    serial = run_reproduce(str(tmp_path / "serial"), config=cfg, parts=("mlp",))
+    side = run_reproduce(str(tmp_path / "jobs"), config=cfg, parts=("mlp",), jobs=2)
+    assert sorted(r["name"] for r in side) == sorted(r["name"] for r in serial)
+    by_name = {r["name"]: r for r in serial}
+    for r in side:  # same seeds, same data: the same networks up to BLAS summation order
+        ref = by_name[r["name"]]
+        assert abs(r["test_error"] - ref["test_error"]) <= 1.0
+        assert r["certificate_violations"] == 0
+        assert np.isclose(r["lower"], ref["lower"], rtol=0.05)
+    with pytest.raises(ValueError, match="jobs"):
+        run_reproduce(str(tmp_path / "bad"), config=cfg, parts=("mlp",), jobs=0)

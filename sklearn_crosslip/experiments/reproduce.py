@@ -403,8 +403,65 @@ def _mlp_name(setting, reg, params):
     return f"mlp-{setting}-{reg}-{value:g}"
 
 
+def _train_model(job, data, cfg, n_threads=None):
+    """Fit one model, measure it, and return ``(record, (delta, adversarial prediction))``.
+
+    ``job`` names the model (``kind``, ``family``, ``group``, ``setting``,
+    ``name``, ``params``, ``selected``), the training data (``fit_on``: ``"fit"``
+    or ``"train"``) and, for refits, the ``val_error`` of the selection. With
+    ``n_threads`` the BLAS and numba thread pools are limited (for side-by-side
+    processes).
+    """
+    import warnings
+    from contextlib import nullcontext
+
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    from ..kernel import KernelCrossLipClassifier
+    from ..mlp import MLPCrossLipClassifier
+
+    if n_threads is not None:
+        import numba
+
+        numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    limits = threadpool_limits(n_threads) if n_threads is not None else nullcontext()
+    with limits, warnings.catch_warnings():
+        # fixed iteration / epoch budgets are part of the protocol: do not warn about them
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        t0 = time.perf_counter()
+        cls = KernelCrossLipClassifier if job["family"] == "kernel" else MLPCrossLipClassifier
+        est = cls(**job["params"]).fit(*data[job["fit_on"]])
+        fit_time = time.perf_counter() - t0
+        val_err = job.get("val_error")
+        if val_err is None:
+            val_err = 100.0 * (1.0 - est.score(*data["val"]))
+        test_err = 100.0 * (1.0 - est.score(*data["test"]))
+        rec = {"family": job["family"], "group": job["group"], "setting": job["setting"],
+               "name": job["name"], "kind": job["kind"], "params": dict(job["params"]),
+               "val_error": val_err, "test_error": test_err, "fit_time": fit_time,
+               "selected": job["selected"]}
+        delta = None
+        if job["selected"] or job["family"] == "mlp":
+            X_eval, y_eval = data["eval"]
+            mlp = job["family"] == "mlp"
+            t1 = time.perf_counter()
+            rob = evaluate_robustness(
+                est, X_eval, y_eval, cert_points=None if mlp else cfg.n_eval_kernel_cert,
+                radii=cfg.cert_radii,
+                linf_radii=tuple(cfg.linf_radii) if mlp and cfg.linf_radii else None)
+            delta = rob.pop("_delta")
+            with np.errstate(invalid="ignore"):
+                adv_pred = est.predict(np.nan_to_num(X_eval + delta, nan=0.0))
+            delta = (delta, adv_pred)
+            rec.update(rob)
+            rec["robustness_time"] = time.perf_counter() - t1
+        rec["wall_time"] = time.perf_counter() - t0
+    return rec, delta
+
+
 def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", "mlp"),
-                  config=None, restart=False):
+                  config=None, restart=False, jobs=1):
     """Run the reproduction and write ``report.md``, ``results.jsonl`` and plots.
 
     Resumable: started again on the same ``out_dir`` with the same settings it
@@ -423,6 +480,11 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
         Explicit settings; overrides ``quick``.
     restart : bool, default=False
         Discard an earlier run in ``out_dir`` instead of resuming it.
+    jobs : int, default=1
+        Networks trained side by side (processes), each with ``cpu_count() //
+        jobs`` threads; the kernel models always run one at a time (they use
+        every core through BLAS, and memory). The records are the same as with
+        ``jobs=1``, in the order the networks finish.
 
     Returns
     -------
@@ -430,15 +492,8 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
         One record per trained model (also written to ``results.jsonl``),
         the resumed ones included.
     """
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-
-    from ..kernel import KernelCrossLipClassifier
-    from ..mlp import MLPCrossLipClassifier
-
-    # fixed iteration / epoch budgets are part of the protocol: do not warn about them
-    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer; got {jobs!r}.")
     cfg = ReproduceConfig.from_mode(quick) if config is None else config
     quick = cfg.quick
     X_fit, y_fit, X_val, y_val, X_train, y_train, X_test, y_test = _split(cfg)
@@ -454,30 +509,15 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
          f"{X_val.shape[0]}, test {X_test.shape[0]}, robustness on {cfg.n_eval} test points; "
          f"writing to {out_dir}")
 
-    def finish(kind, family, group, setting, name, est, params, val_err, fit_time, selected, t0):
-        test_err = 100.0 * (1.0 - est.score(X_test, y_test))
-        rec = {"family": family, "group": group, "setting": setting, "name": name, "kind": kind,
-               "params": {k: v for k, v in params.items()}, "val_error": val_err,
-               "test_error": test_err, "fit_time": fit_time, "selected": selected}
-        delta = None
-        if selected or family == "mlp":
-            cert_points = cfg.n_eval_kernel_cert if family == "kernel" else None
-            t1 = time.perf_counter()
-            rob = evaluate_robustness(
-                est, X_eval, y_eval, cert_points=cert_points, radii=cfg.cert_radii,
-                linf_radii=tuple(cfg.linf_radii) if family == "mlp" and cfg.linf_radii else None)
-            delta = rob.pop("_delta")
-            with np.errstate(invalid="ignore"):
-                adv_pred = est.predict(np.nan_to_num(X_eval + delta, nan=0.0))
-            delta = (delta, adv_pred)
-            rec.update(rob)
-            rec["robustness_time"] = time.perf_counter() - t1
-        rec["wall_time"] = time.perf_counter() - t0
+    data = {"fit": (X_fit, y_fit), "val": (X_val, y_val), "train": (X_train, y_train),
+            "test": (X_test, y_test), "eval": (X_eval, y_eval)}
+
+    def record(rec, delta):
         run.add(rec, delta)
-        _log(f"  -> {name}: test error {test_err:.2f} %"
+        _log(f"  -> {rec['name']}: fitted in {rec['fit_time']:.1f} s, validation error "
+             f"{rec['val_error']:.2f} %, test error {rec['test_error']:.2f} %"
              + (f", upper {rec['upper']:.3f}, lower {rec['lower']:.4f}, global/local "
                 f"{rec['global_local_ratio']:.2f}" if "upper" in rec else ""))
-        return rec
 
     if "kernel" in parts:
         for i, (reg, params) in enumerate(kernel_grid, 1):
@@ -485,13 +525,9 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
             if run.is_done(name):
                 continue
             run.progress(i, len(kernel_grid), "kernel", name, "kernel-grid")
-            t0 = time.perf_counter()
-            est = KernelCrossLipClassifier(**params).fit(X_fit, y_fit)
-            fit_time = time.perf_counter() - t0
-            val_err = 100.0 * (1.0 - est.score(X_val, y_val))
-            _log(f"  fitted in {fit_time:.1f} s, validation error {val_err:.2f} %")
-            finish("kernel-grid", "kernel", reg, "plain", name, est, params, val_err, fit_time,
-                   False, t0)
+            record(*_train_model(dict(kind="kernel-grid", family="kernel", group=reg,
+                                      setting="plain", name=name, params=params,
+                                      selected=False, fit_on="fit"), data, cfg))
         for reg in KERNEL_REGULARIZERS:
             name = f"kernel-{reg}"
             if run.is_done(name):
@@ -499,28 +535,35 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
             # model selection: the lowest validation error of the grid (first one on ties)
             grid = [run.record(_kernel_grid_name(r, p)) for r, p in kernel_grid if r == reg]
             best = min(grid, key=lambda r: r["val_error"])
-            params = best["params"]
             run.progress(1, 1, "kernel final", name, "kernel-final")
             _log(f"  refit on {X_train.shape[0]} points with "
-                 f"{_params_str(params, ['gamma_scale', 'lam'])}")
-            t0 = time.perf_counter()
-            est = KernelCrossLipClassifier(**params).fit(X_train, y_train)
-            finish("kernel-final", "kernel", reg, "plain", name, est, params, best["val_error"],
-                   time.perf_counter() - t0, True, t0)
+                 f"{_params_str(best['params'], ['gamma_scale', 'lam'])}")
+            record(*_train_model(dict(kind="kernel-final", family="kernel", group=reg,
+                                      setting="plain", name=name, params=best["params"],
+                                      selected=True, fit_on="train",
+                                      val_error=best["val_error"]), data, cfg))
 
     if "mlp" in parts:
-        for i, (setting, reg, params) in enumerate(mlp_grid, 1):
-            name = _mlp_name(setting, reg, params)
-            if run.is_done(name):
-                continue
-            run.progress(i, len(mlp_grid), "mlp", name, f"mlp-{setting}")
-            t0 = time.perf_counter()
-            est = MLPCrossLipClassifier(**params).fit(X_fit, y_fit)
-            fit_time = time.perf_counter() - t0
-            val_err = 100.0 * (1.0 - est.score(X_val, y_val))
-            _log(f"  fitted in {fit_time:.1f} s, validation error {val_err:.2f} %")
-            finish(f"mlp-{setting}", "mlp", reg, setting, name, est, params, val_err, fit_time,
-                   False, t0)
+        todo = [(i, dict(kind=f"mlp-{st}", family="mlp", group=reg, setting=st,
+                         name=_mlp_name(st, reg, p), params=p, selected=False, fit_on="fit"))
+                for i, (st, reg, p) in enumerate(mlp_grid, 1)]
+        todo = [(i, job) for i, job in todo if not run.is_done(job["name"])]
+        if jobs == 1:
+            for i, job in todo:
+                run.progress(i, len(mlp_grid), "mlp", job["name"], job["kind"])
+                record(*_train_model(job, data, cfg))
+        elif todo:
+            from joblib import Parallel, cpu_count, delayed
+
+            threads = max(1, cpu_count() // jobs)
+            _log(f"[mlp] {len(todo)} networks, {jobs} at a time with {threads} thread(s) each")
+            results = Parallel(n_jobs=jobs, return_as="generator_unordered")(
+                delayed(_train_model)(job, data, cfg, n_threads=threads) for _, job in todo)
+            for rec, delta in results:
+                record(rec, delta)
+                eta = run.eta(rec["kind"])
+                _log(f"[mlp] models done {len(run.done)}/{run.n_total}"
+                     + (f", about {eta / 60 / jobs:.1f} min left" if eta is not None else ""))
     run.write()
     report = os.path.join(out_dir, "report.md")
     _log(f"done in {time.perf_counter() - run.t_start:.0f} s; report: {report}")
