@@ -49,11 +49,15 @@ from scipy.linalg import blas, lapack
 from scipy.optimize import minimize
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_array, check_memory, validate_data
 from threadpoolctl import ThreadpoolController
 
+from . import _kernel_blocks as kb
+from ._kernel_blocks import cross_sq_dists as _cross_sq_dists
+from ._kernel_blocks import row_sqnorms as _row_sqnorms
 from ._robustness import RobustnessMixin
 from .regularizers.kernel import (
     _symmetrize_upper,
@@ -69,10 +73,6 @@ _EPS = np.finfo(np.float64).eps
 _CHUNK_ENTRIES = 1 << 22
 
 
-def _row_sqnorms(X):
-    return np.einsum("ij,ij->i", X, X)
-
-
 def _train_sq_dists(X, sqnorm):
     """Symmetric squared distances of the rows of ``X`` (zero diagonal, clipped at 0)."""
     # -2 X X^T via dsyrk (half the work of a product), then fill the lower triangle.
@@ -83,16 +83,6 @@ def _train_sq_dists(X, sqnorm):
     np.maximum(S, 0.0, out=S)
     np.fill_diagonal(S, 0.0)
     return np.ascontiguousarray(S.T)  # symmetric: a free C-ordered view
-
-
-def _cross_sq_dists(A, A_sqnorm, B, B_sqnorm):
-    """Squared distances between the rows of ``A`` and ``B`` (clipped at 0)."""
-    S = A @ B.T
-    S *= -2.0
-    S += A_sqnorm[:, None]
-    S += B_sqnorm[None, :]
-    np.maximum(S, 0.0, out=S)
-    return S
 
 
 def _knn_mean_distance(S, n_neighbors, block=256):
@@ -132,6 +122,8 @@ def _cross_entropy(F, y):
 _PRECOND_CURVATURE = 0.03
 # Below this many training points the per-iteration products run on one BLAS thread.
 _MIN_N_THREADED = 2000
+# n_centers='auto': all training points up to this many, else this many centres.
+_AUTO_CENTERS = 10000
 
 
 def _preconditioner_matrix(S_box, gamma, regularizer, lam, n_classes, a):
@@ -325,6 +317,105 @@ def _exact_objective(u, alpha, A, U, delta, y_idx, regularizer, lam, a, beta):
     return loss + lam * cross_lipschitz(alpha, None, coef_Q=alpha_Q)[0]
 
 
+class _CenteredObjective:
+    """Eq. (7) for the expansion over centres, in preconditioned coordinates.
+
+    The intercept is handled as the coefficient of one more basis function, the
+    constant 1: with ``Ke = [Kn, 1]`` (n, m + 1) and ``theta = [alpha, b]``
+    (K, m + 1) the training logits are ``F = theta Ke^T``. The variables are
+    ``u`` with ``theta = u U^{-T}``, ``U^T U = B + delta I`` and
+    ``B = a Ke^T Ke + H_reg`` (``H_reg`` padded with a zero row and column: the
+    intercept is not regularised). Preconditioning the intercept together with
+    ``alpha`` matters: ``b`` and the constant part of ``alpha Kn^T`` are nearly
+    collinear, and an unpreconditioned intercept costs ten times more L-BFGS
+    iterations on MNIST.
+
+    One evaluation: ``theta`` by a triangular solve (``K m^2``), the training
+    logits and the loss gradient ``g_F Kn`` (two ``(K x n)(n x m)`` products),
+    the regulariser from ``alpha H`` (``2 K m^2``, exact, no cancellation), and
+    the gradient in ``u`` by a second triangular solve. The objective is
+    evaluated exactly (the jitter ``delta`` only changes the preconditioner).
+    """
+
+    def __init__(self, Kn, U, H, y, n_classes, regularizer, lam, verbose=0):
+        self.Kn = Kn
+        self.U = U
+        self.H = H
+        self.y = y
+        self.K = n_classes
+        self.n, self.m = Kn.shape
+        self.regularizer = regularizer
+        self.lam = float(lam) if regularizer != "none" else 0.0
+        self.verbose = verbose
+        self.blas = None
+        self.n_evals = 0
+
+    def to_coef(self, w):
+        """``(alpha, b)`` from the flat variable ``w = u.ravel()``."""
+        u = w.reshape(self.K, self.m + 1)
+        tt = blas.dtrsm(1.0, self.U, np.asfortranarray(u.T), lower=0, trans_a=0)
+        theta = np.ascontiguousarray(tt.T)  # theta = u U^{-T}
+        return theta[:, : self.m], theta[:, self.m]
+
+    def __call__(self, w):
+        alpha, b = self.to_coef(w)
+        with self._threads():
+            F = alpha @ self.Kn.T  # training logits (K, n)
+        F += b[:, None]
+        value, gF = _cross_entropy(F, self.y)
+        g = np.empty((self.K, self.m + 1))
+        with self._threads():
+            g[:, : self.m] = gF @ self.Kn
+        g[:, self.m] = gF.sum(axis=1)
+        if self.lam > 0.0:
+            aH = alpha @ self.H
+            if self.regularizer == "rkhs":
+                value += self.lam * float(np.vdot(alpha, aH))
+                g[:, : self.m] += (2.0 * self.lam) * aH
+            else:  # eq. (6) with the mean over the n training points
+                r, gr = cross_lipschitz(alpha, None, coef_Q=aH, n_samples=self.n)
+                value += self.lam * r
+                g[:, : self.m] += self.lam * gr
+        # d/du <g, u U^{-T}> = g U^{-1}, i.e. (U^{-T} g^T)^T
+        gu = blas.dtrsm(1.0, self.U, np.asfortranarray(g.T), lower=0, trans_a=1)
+        self.n_evals += 1
+        if self.verbose > 1 or (self.verbose and self.n_evals % 25 == 0):
+            print(f"[KernelCrossLip] eval {self.n_evals}: objective {value:.8g}")
+        return value, np.ascontiguousarray(gu.T).ravel()
+
+    _threads = _Objective._threads
+
+
+def _build_centered_problem(pre, y_idx, n_classes, regularizer, lam, verbose=0):
+    """Preconditioned objective of the centred fit from ``pre = (Kn, G, H)``.
+
+    ``B = a [[G, s], [s^T, n]] + H_reg`` with ``s = Kn^T 1`` (the constant basis
+    function of the intercept, see :class:`_CenteredObjective`) and
+    ``H_reg = beta Q`` (``'cross_lipschitz'``, ``beta = 4 lam / (n K)``),
+    ``2 lam k(Z, Z)`` (``'rkhs'``) or 0 (``'none'``), ``a = 0.03 / n``, as in
+    the expansion over all points (module docstring); then one Cholesky
+    factorisation. Nothing of size ``n`` is transformed, so a new ``lam`` costs
+    one ``(m + 1) x (m + 1)`` factorisation. ``G`` and ``H`` are not modified
+    (they may be cached read-only arrays).
+    """
+    Kn, G, H = pre
+    n, m = Kn.shape
+    lam = float(lam) if regularizer != "none" else 0.0
+    a = _PRECOND_CURVATURE / n
+    B = np.empty((m + 1, m + 1), order="F")
+    np.multiply(G, a, out=B[:m, :m])
+    B[:m, m] = B[m, :m] = a * Kn.sum(axis=0)
+    B[m, m] = a * n
+    if lam > 0.0:
+        w = 4.0 * lam / (n * n_classes) if regularizer == "cross_lipschitz" else 2.0 * lam
+        B[:m, :m] += w * H
+    U, delta = _cholesky_upper_jittered(B)
+    obj = _CenteredObjective(Kn, U, H if lam > 0.0 else None, y_idx, n_classes,
+                             regularizer, lam, verbose=verbose)
+    obj.delta = delta
+    return obj
+
+
 class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
     """Gaussian-kernel logistic regression with Cross-Lipschitz regularisation.
 
@@ -463,6 +554,15 @@ class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         "lam": [Interval(numbers.Real, 0, None, closed="left")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "n_centers": [
+            None,
+            StrOptions({"auto"}),
+            Interval(numbers.Integral, 1, None, closed="left"),
+            Interval(RealNotInt, 0, 1, closed="right"),
+        ],
+        "centers": [StrOptions({"stratified", "kmeans"}), "array-like"],
+        "random_state": ["random_state"],
+        "memory": [None, str, HasMethods(["cache"])],
         "n_jobs": [None, numbers.Integral],
         "verbose": ["verbose"],
     }
@@ -476,6 +576,10 @@ class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         lam=1e-2,
         max_iter=500,
         tol=1e-5,
+        n_centers="auto",
+        centers="stratified",
+        random_state=None,
+        memory=None,
         n_jobs=None,
         verbose=0,
     ):
@@ -486,6 +590,10 @@ class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         self.lam = lam
         self.max_iter = max_iter
         self.tol = tol
+        self.n_centers = n_centers
+        self.centers = centers
+        self.random_state = random_state
+        self.memory = memory
         self.n_jobs = n_jobs
         self.verbose = verbose
 
@@ -545,6 +653,21 @@ class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         self : KernelCrossLipClassifier
             Fitted estimator.
         """
+        self._clear_fitted()
+        try:
+            return self._fit(X, y)
+        except BaseException:
+            self._clear_fitted()  # an estimator that raised keeps no fitted attributes
+            raise
+
+    def _clear_fitted(self):
+        for key in list(vars(self)):
+            if (key.endswith("_") and not key.startswith("__")) or key in (
+                "_X_fit_sqnorm", "_fit_stats"
+            ):
+                delattr(self, key)
+
+    def _fit(self, X, y):
         self._validate_params()
         X, y = validate_data(
             self, X, y, dtype=np.float64, order="C", ensure_all_finite=True,
@@ -559,9 +682,27 @@ class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
                 "at least two different labels."
             )
         n, K = X.shape[0], classes.shape[0]
+        Z, m, exact = self._resolve_centers(X)
         with self._blas_limits():
-            sqnorm = _row_sqnorms(X)
-            alpha, gamma, res = self._solve(X, sqnorm, y_idx, K)
+            if exact:
+                kb.check_memory(
+                    kb.exact_peak_bytes(n, self.regularizer),
+                    f"The expansion over all n={n} training points (n_centers={self.n_centers!r})",
+                    "Use fewer centres, e.g. n_centers=10000 (or n_centers='auto').",
+                )
+                sqnorm = _row_sqnorms(X)
+                alpha, gamma, res = self._solve(X, sqnorm, y_idx, K)
+                centers, intercept, center_idx = X, np.zeros(K), None
+            else:
+                kb.check_memory(
+                    kb.centered_peak_bytes(n, m, self.regularizer, kb._n_tasks(n)),
+                    f"The expansion over m={m} centres with n={n} training points",
+                    "Use fewer centres (n_centers) or fewer training points.",
+                )
+                alpha, intercept, gamma, res, centers, center_idx = self._solve_centered(
+                    X, y_idx, K, Z, m
+                )
+                sqnorm = _row_sqnorms(centers)
         if res.status == 1:
             warnings.warn(
                 f"L-BFGS stopped after {res.nit} iterations without reaching tol="
@@ -571,19 +712,120 @@ class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         elif res.status != 0 and self.verbose:
             print(f"[KernelCrossLip] L-BFGS ended: {res.message}")
         self.classes_ = classes
-        self.X_fit_ = X
+        self.X_fit_ = centers
         self._X_fit_sqnorm = sqnorm
         self.dual_coef_ = alpha
+        self.intercept_ = intercept
+        self.center_indices_ = center_idx
         self.gamma_ = gamma
         self.n_iter_ = int(res.nit)
         self.objective_ = float(res.fun)
         return self
 
+    def _resolve_centers(self, X):
+        """``(Z, m, exact)``: user centres (else None), their number, and whether
+        the fit is the expansion over all training points without intercept."""
+        n, d = X.shape
+        if not isinstance(self.centers, str):
+            Z = check_array(self.centers, dtype=np.float64, order="C",
+                            ensure_all_finite=True, input_name="centers")
+            if Z.shape[1] != d:
+                raise ValueError(
+                    f"centers has {Z.shape[1]} features but X has {d}; pass an array "
+                    "of shape (n_centers, n_features)."
+                )
+            if Z.shape[0] > n:
+                raise ValueError(
+                    f"centers has {Z.shape[0]} rows, more than the {n} training "
+                    "points; pass at most n_samples centres."
+                )
+            return Z, Z.shape[0], False
+        nc = self.n_centers
+        if nc is None or (isinstance(nc, str) and n <= _AUTO_CENTERS):
+            return None, n, True
+        if isinstance(nc, str):  # 'auto' above _AUTO_CENTERS points
+            return None, _AUTO_CENTERS, False
+        if isinstance(nc, numbers.Integral):
+            if nc > n:
+                raise ValueError(
+                    f"n_centers={nc} is more than the {n} training points; use at most "
+                    "n_samples centres (or n_centers=None for all of them)."
+                )
+            return None, int(nc), False
+        return None, max(1, min(n, int(np.ceil(nc * n)))), False
+
+    def _solve_centered(self, X, y_idx, n_classes, Z, m):
+        """Choose the centres, precompute (cached by ``memory``) and run L-BFGS.
+
+        Returns ``(alpha, intercept, gamma, result, centres, centre indices)``.
+        """
+        n = X.shape[0]
+        t_start = time.perf_counter()
+        memory = check_memory(self.memory)
+        center_idx = None
+        if Z is None:
+            rng = check_random_state(self.random_state)
+            if self.centers == "kmeans":
+                Z = kb.kmeans_centers(X, y_idx, m, n_classes, rng)
+            else:
+                center_idx = kb.stratified_centers(y_idx, m, n_classes, rng)
+                Z = X[center_idx]
+        if self.gamma is None:
+            k = min(self.n_neighbors, n - 1)
+            rho = memory.cache(kb.knn_rho)(X, k)
+            gamma = self._gamma_from_rho(rho, k)
+        else:
+            gamma = float(self.gamma)
+        pre = memory.cache(kb.precompute)(X, Z, gamma, self.regularizer)
+        obj = _build_centered_problem(pre, y_idx, n_classes, self.regularizer, self.lam,
+                                      self.verbose)
+        del pre
+        res, t_iter = self._minimize(obj, n_classes * (m + 1), n)
+        n_evals = obj.n_evals
+        alpha, b = obj.to_coef(res.x)
+        del obj
+        self._fit_stats = {
+            "precompute_s": t_iter[0] - t_start,
+            "iteration_s": np.diff(t_iter),
+            "n_evals": n_evals,
+            "total_s": time.perf_counter() - t_start,
+        }
+        return alpha, b.copy(), gamma, res, np.ascontiguousarray(Z), center_idx
+
+    def _minimize(self, obj, n_vars, n):
+        """L-BFGS-B on ``obj`` from zero; returns ``(result, iteration times)``."""
+        # L-BFGS-B's own vector operations are slowed down, badly on a busy
+        # machine, by multithreaded BLAS: run them on one thread and give the
+        # BLAS threads back only for the large products of each evaluation.
+        controller = ThreadpoolController()
+        blas_libs = controller.select(user_api="blas").lib_controllers
+        n_threads = max([lib.num_threads for lib in blas_libs] + [1])
+        obj.blas = (controller, n_threads if n >= _MIN_N_THREADED else 1)
+        t_iter = [time.perf_counter()]
+        with controller.limit(limits=1, user_api="blas"):
+            res = minimize(
+                obj,
+                np.zeros(n_vars),
+                method="L-BFGS-B",
+                jac=True,
+                callback=lambda xk: t_iter.append(time.perf_counter()),
+                options={
+                    "maxiter": int(self.max_iter),
+                    "maxfun": 2 * int(self.max_iter) + 20,
+                    "gtol": float(self.tol),
+                    "ftol": 64 * _EPS,
+                    "maxls": 50,
+                },
+            )
+        return res, t_iter
+
     def _gamma_from_data(self, S):
         """``gamma_scale / rho^2`` with rho the mean KNN distance (Section 5)."""
         n = S.shape[0]
         k = min(self.n_neighbors, n - 1)
-        rho = _knn_mean_distance(S, k)
+        return self._gamma_from_rho(_knn_mean_distance(S, k), k)
+
+    def _gamma_from_rho(self, rho, k):
         if not rho > 0:
             raise ValueError(
                 "Cannot set gamma by the KNN rule: the mean distance of the training "
@@ -606,29 +848,7 @@ class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         obj, to_alpha, exact_objective = _build_problem(
             S_box, gamma, y_idx, n_classes, self.regularizer, self.lam, self.verbose
         )
-        # L-BFGS-B's own vector operations (n K entries) are slowed down, badly on a
-        # busy machine, by multithreaded BLAS: run them on one thread and give the
-        # BLAS threads back only for the two large products of each evaluation.
-        controller = ThreadpoolController()
-        blas_libs = controller.select(user_api="blas").lib_controllers
-        n_threads = max([lib.num_threads for lib in blas_libs] + [1])
-        obj.blas = (controller, n_threads if n >= _MIN_N_THREADED else 1)
-        t_iter = [time.perf_counter()]
-        with controller.limit(limits=1, user_api="blas"):
-            res = minimize(
-                obj,
-                np.zeros(n_classes * n),
-                method="L-BFGS-B",
-                jac=True,
-                callback=lambda xk: t_iter.append(time.perf_counter()),
-                options={
-                    "maxiter": int(self.max_iter),
-                    "maxfun": 2 * int(self.max_iter) + 20,
-                    "gtol": float(self.tol),
-                    "ftol": 64 * _EPS,
-                    "maxls": 50,
-                },
-            )
+        res, t_iter = self._minimize(obj, n_classes * n, n)
         n_evals = obj.n_evals
         del obj
         u = res.x.reshape(n_classes, n)
@@ -650,6 +870,7 @@ class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         with self._blas_limits():
             for sl, Kx in self._kernel_blocks(X):
                 out[sl] = Kx @ self.dual_coef_.T
+        out += self.intercept_
         return out
 
     def _logits_error(self, X):
@@ -664,7 +885,9 @@ class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         bounded by ``|alpha_jr|`` adds ``(n + 2) eps sum_r |alpha_jr|``. All
         kernel values are at most 1, so the error of ``f_j(x)`` is below
         ``sum_r |alpha_jr| * (that relative error + (n + 2) eps)``, doubled for
-        safety.
+        safety. Adding the intercept ``b_j`` rounds once more, by at most
+        ``eps |f_j(x) + b_j| <= eps (sum_r |alpha_jr| + |b_j|)`` (plus eps times
+        the error above), also doubled.
         """
         n, d = self.X_fit_.shape
         fit_norm_max = float(np.sqrt(self._fit_sqnorm().max()))
@@ -672,7 +895,8 @@ class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         delta = (d + 4) * _EPS * (x_norm + fit_norm_max) ** 2
         rel = np.expm1(self.gamma_ * delta + 745.0 * _EPS) + 4 * _EPS + (n + 2) * _EPS
         a1 = float(np.abs(self.dual_coef_).sum(axis=1).max())
-        return 2.0 * a1 * rel + 1e-300 * n
+        b1 = float(np.abs(self.intercept_).max())
+        return 2.0 * a1 * rel * (1.0 + _EPS) + 2.0 * _EPS * (a1 + b1) + 1e-300 * n
 
     def _input_gradients(self, X):
         """(m, K, d) float64 input gradients ``grad f_j(x)`` (X already validated).

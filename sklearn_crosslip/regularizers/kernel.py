@@ -48,6 +48,15 @@ For the class sums we use
     grad Omega   = 4 / (n K^2) [K alpha Q - 1 (s Q)],
 
 and ``s Q = sum_l (alpha Q)_l``: one (K x n)(n x n) product per evaluation.
+
+Expansion over centres
+----------------------
+For ``f_l(x) = sum_{r <= m} alpha[l, r] k(x, z_r) + b_l`` over ``m`` centres
+``z_r`` the same algebra holds with the ``m x m`` matrix
+``Q_rs = 4 gamma^2 sum_{i <= n} k(x_i, z_r) k(x_i, z_s) <x_i - z_r, x_i - z_s>``
+(the sum still runs over all ``n`` training points; the intercept ``b`` has no
+input gradient); :mod:`sklearn_crosslip._kernel_blocks` computes it in row
+blocks, and :func:`cross_lipschitz` takes ``n_samples=n``.
 """
 
 import numpy as np
@@ -131,26 +140,33 @@ def cross_lipschitz_matrix(Kmat, sq_dists, gamma, *, scale=1.0, kk_weight=0.0,
     return _symmetrize_upper(C)
 
 
-def cross_lipschitz(coef, Q, coef_Q=None):
+def cross_lipschitz(coef, Q, coef_Q=None, n_samples=None):
     """Cross-Lipschitz regulariser Omega (eq. 6) of a kernel expansion and its gradient.
 
     Parameters
     ----------
-    coef : ndarray of shape (K, n)
-        Expansion coefficients ``alpha``.
-    Q : ndarray of shape (n, n)
-        Matrix from :func:`cross_lipschitz_matrix`.
-    coef_Q : ndarray of shape (K, n), default=None
+    coef : ndarray of shape (K, m)
+        Expansion coefficients ``alpha`` (``m = n`` for the expansion over all
+        training points, else the number of centres).
+    Q : ndarray of shape (m, m)
+        Matrix of the quadratic form: :func:`cross_lipschitz_matrix`, or its
+        version over centres (:mod:`sklearn_crosslip._kernel_blocks`).
+    coef_Q : ndarray of shape (K, m), default=None
         ``coef @ Q`` if already computed.
+    n_samples : int, default=None
+        Number ``n`` of training points in the mean of eq. (6); ``None`` means
+        ``m`` (the expansion over all training points).
 
     Returns
     -------
     value : float
         ``Omega(alpha) = 2/(n K^2) [K sum_l alpha_l^T Q alpha_l - s^T Q s]``.
-    grad : ndarray of shape (K, n)
+    grad : ndarray of shape (K, m)
         ``4/(n K^2) [K alpha Q - 1 (s Q)]``.
     """
     K, n = coef.shape
+    if n_samples is not None:
+        n = int(n_samples)
     if coef_Q is None:
         coef_Q = coef @ Q
     s = coef.sum(axis=0)
