@@ -242,7 +242,9 @@ def certified_loss_and_grad(F, Z, b1, W1, W2, y, softplus_alpha, eps, p, q,
     gW2 -= 2.0 * (D2 * Wc).T @ M
     gW2 -= 2.0 * (D2 * MW).T @ Y
     gW2 += 2.0 * W2_64 * ((msum[:, None] * D2).T @ Y)
-    gW1 = dsigma * np.outer(p, q)
+    dt = W1.dtype
+    # the d x U terms in the training dtype (rank one, and a column scaling)
+    gW1 = np.multiply.outer((dsigma * p).astype(dt), q.astype(dt))
     dT = None
     if D is not None:
         gD2 = M @ W2sq.T - 2.0 * Wc * MW + msum[:, None] * (Wc * Wc)
@@ -251,10 +253,9 @@ def certified_loss_and_grad(F, Z, b1, W1, W2, y, softplus_alpha, eps, p, q,
         colsum = dT64.sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(nu > 0, eps * colsum / nu, 0.0)
-        gW1 += W1.astype(np.float64) * scale
+        gW1 += W1 * scale.astype(dt)
         dT = dT64.astype(Z.dtype)
-    dt = W1.dtype
-    return value, dF, dT, gW1.astype(dt), gW2.astype(dt)
+    return value, dF, dT, gW1, gW2.astype(dt)
 
 
 def shifted_margins(estimator, X, y, eps, bound="local_fast"):
