@@ -284,7 +284,7 @@ def softplus_and_derivative(Z, b, a):
     return H, S
 
 
-def softplus_derivative(Z, b, a):
+def softplus_derivative(Z, b, a, streaming=False):
     """Return ``s'(Z + b) = sigmoid(a (Z + b))``, computed without overflow.
 
     Parameters
@@ -295,13 +295,16 @@ def softplus_derivative(Z, b, a):
         Hidden bias.
     a : scalar of the dtype of ``Z``
         Softplus slope.
+    streaming : bool, default=False
+        Called inside the training loop (between multi-threaded BLAS calls):
+        use threads only above ``PARALLEL_MIN_SIZE_STREAMING`` entries.
 
     Returns
     -------
     S : ndarray of shape (n, U)
     """
     S = np.empty_like(Z)
-    if _parallel(Z):
+    if (_parallel_streaming(Z) if streaming else _parallel(Z)):
         _softplus_derivative_par(Z, b, a, S)
     else:
         _softplus_derivative_rows(Z, b, a, S, 0, Z.shape[0])

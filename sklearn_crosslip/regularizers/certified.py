@@ -157,7 +157,8 @@ def certified_shift(Z, b1, W1, W2, y, softplus_alpha, eps, sigma, bound="local_f
     elif bound == "local_fast":
         nu = np.sqrt(np.einsum("du,du->u", W1, W1))
         dt = Z.dtype.type
-        D = softplus_derivative(Z, (b1 + dt(eps) * nu).astype(Z.dtype), dt(softplus_alpha))
+        D = softplus_derivative(Z, (b1 + dt(eps) * nu).astype(Z.dtype), dt(softplus_alpha),
+                                streaming=True)
         D2 = D.astype(np.float64)
         D2 *= D2
     else:
