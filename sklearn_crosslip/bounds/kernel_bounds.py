@@ -132,20 +132,24 @@ def clear_cache():
     :func:`local_cross_lipschitz` therefore keeps the ``n x n`` training
     distances of the last model (``8 n^2`` bytes) and the gradient Gram
     matrices of recently seen points (at most ``GRAD_CACHE_BYTES``), keyed by
-    content hashes. Call this to free that memory.
+    content hashes, and for ``norm`` 1 or inf the rows ``||x - x_r||_q`` of
+    :mod:`~sklearn_crosslip.bounds.lp_kernel`. Call this to free that memory.
     """
     with _cache_lock:
         _cache.clear()
     with _grad_lock:
         _grad_cache["model"] = None
         _grad_cache["rows"] = OrderedDict()
+    from . import lp_kernel
+
+    lp_kernel.clear_cache()
 
 
 def _digest(arr):
     return hashlib.blake2b(np.ascontiguousarray(arr).view(np.uint8), digest_size=16).digest()
 
 
-def global_cross_lipschitz(dual_coef, gamma, norm=2):
+def global_cross_lipschitz(dual_coef, gamma, norm=2, n_features=None):
     """Global cross-Lipschitz constants ``||alpha_c - alpha_j||_1 sqrt(2 gamma / e)``.
 
     Parameters
@@ -154,14 +158,25 @@ def global_cross_lipschitz(dual_coef, gamma, norm=2):
         Coefficients ``alpha``.
     gamma : float
         Kernel width ``gamma > 0``.
+    norm : {1, 2, np.inf, "l1", "l2", "linf"}, default=2
+        The p of the ball; the constant bounds the dual q-norm. For
+        ``norm=1`` (``q = inf``) the L2 constant is returned (``||.||_inf <=
+        ||.||_2``); for ``norm=inf`` (``q = 1``) it is multiplied by
+        ``sqrt(n_features)``, or is ``inf`` (a trivial bound) when
+        ``n_features`` is not given. See :mod:`sklearn_crosslip.bounds.lp_kernel`.
+    n_features : int, default=None
+        Input dimension ``d`` (needed for ``norm=inf`` only).
 
     Returns
     -------
     L : ndarray of shape (n_classes, n_classes)
-        ``L[c, j] >= sup_y ||grad f_c(y) - grad f_j(y)||_2``, rounded up; zero diagonal.
+        ``L[c, j] >= sup_y ||grad f_c(y) - grad f_j(y)||_q``, rounded up; zero diagonal.
     """
-    if check_norm(norm) != 2:
-        raise NotImplementedError("kernel bounds for norm != 2: in progress (issue 10)")
+    pn = check_norm(norm)
+    if pn != 2:
+        from . import lp_kernel
+
+        return lp_kernel.global_cross_lipschitz(dual_coef, gamma, pn, n_features)
     A = np.asarray(dual_coef, dtype=np.float64)
     if A.ndim != 2:
         raise ValueError(f"dual_coef must be 2-d; got shape {A.shape}.")
@@ -233,6 +248,50 @@ def _train_sq_dists(X_fit, fsq, fit_key):
     return res
 
 
+def _sq_dists_block(Xb, X_fit, fsq, fnorm_max):
+    """``(d2, derr)``: squared distances ``||x_i - x_r||^2`` and a per-row absolute error bound."""
+    d = Xb.shape[1]
+    xsq = _row_sqnorms(Xb)
+    d2 = Xb @ X_fit.T
+    d2 *= -2.0
+    d2 += xsq[:, None]
+    d2 += fsq[None, :]
+    np.maximum(d2, 0.0, out=d2)
+    # |fl(d2) - d2| <= gamma_{d+4} (||x|| + ||x_r||)^2 (dot products of length d)
+    derr = gam(d + 8) * (np.sqrt(xsq) * (1 + 4 * EPS) + fnorm_max) ** 2 + TINY
+    return d2, derr
+
+
+def _active_lists(act):
+    """(m, J) int64 active class indices per row, padded with -1 (``J`` = max count)."""
+    m = act.shape[0]
+    J = int(act.sum(axis=1).max(initial=0))
+    jlist = np.full((m, J), -1, dtype=np.int64)
+    for i in range(m):
+        js = np.flatnonzero(act[i])
+        jlist[i, : js.size] = js
+    return jlist
+
+
+def _select_influential(w, A, c, jlist, N):
+    """The ``N`` training points with the largest ``max_j |beta_r| w_r`` per point.
+
+    Returns ``sel`` (m, N), sorted, and the (m, n) uint8 membership ``mask``.
+    """
+    m, n = w.shape
+    wsel = np.zeros((m, n))
+    for jj in range(jlist.shape[1]):
+        jv = jlist[:, jj]
+        ok = jv >= 0
+        diff = np.abs(A[np.where(ok, jv, 0)] - A[c]) * ok[:, None]
+        np.maximum(wsel, diff * w, out=wsel)
+    sel = np.argpartition(-wsel, N - 1, axis=1)[:, :N]
+    sel.sort(axis=1)
+    mask = np.zeros((m, n), dtype=np.uint8)
+    np.put_along_axis(mask, sel, 1, axis=1)
+    return sel, mask
+
+
 def _box_distance_ranges(X_fit, lo, hi):
     """Distance range ``[dist(x_r, box), farthest(x_r, box)]`` (rounded outwards)."""
     n, d = X_fit.shape
@@ -245,6 +304,29 @@ def _box_distance_ranges(X_fit, lo, hi):
         thi = np.sqrt(_row_sqnorms(far)) * (1.0 + gam(d + 8))
     thi = np.where(np.isfinite(thi), thi, np.inf)
     return np.maximum(tlo, 0.0), thi
+
+
+def _gradients_with_errors(X_fit, fnorm, A, gamma, Xm, km, krel, dhi):
+    """Computed class gradients at the points and bounds on their errors.
+
+    Returns ``G`` (m, K, d), ``G[i, k] = -2 gamma sum_r alpha_kr k_r(x_i) (x_i - x_r)``
+    from the computed kernel values ``km``, and ``eta`` (m, K) with
+    ``||G_hat[i, k] - G[i, k]||_2 <= eta[i, k]`` (see :func:`_gradient_grams`).
+    """
+    K, n = A.shape
+    G = np.empty((Xm.shape[0], K, Xm.shape[1]))
+    for k in range(K):
+        W = km * A[k]
+        G[:, k, :] = W.sum(axis=1)[:, None] * Xm - W @ X_fit
+    G *= -2.0 * gamma
+    xn = np.sqrt(_row_sqnorms(Xm)) * (1.0 + 4 * EPS)
+    rel = krel[:, None]
+    w = rel * (1.0 + rel) * dhi
+    w += gam(n + 8) * (1.0 + rel) * (xn[:, None] + fnorm[None, :])
+    em = np.empty((Xm.shape[0], K))
+    sum_abs_coef_times(A, km, np.ascontiguousarray(w), em)
+    em *= 2.0 * gamma * (1.0 + 8 * EPS)
+    return G, em
 
 
 def _gradient_grams(model_key, X_fit, fnorm, A, gamma, Xb, kv, krel, dhi):
@@ -282,21 +364,9 @@ def _gradient_grams(model_key, X_fit, fnorm, A, gamma, Xb, kv, krel, dhi):
                 gram[i], eta[i] = hit
     if miss:
         miss = np.asarray(miss)
-        Xm = Xb[miss]
-        km = kv[miss]
-        G = np.empty((miss.size, K, Xb.shape[1]))
-        for k in range(K):
-            W = km * A[k]
-            G[:, k, :] = W.sum(axis=1)[:, None] * Xm - W @ X_fit
-        G *= -2.0 * gamma
+        G, em = _gradients_with_errors(X_fit, fnorm, A, gamma, Xb[miss], kv[miss],
+                                       krel[miss], dhi[miss])
         gm = np.einsum("mkd,mld->mkl", G, G)
-        xn = np.sqrt(_row_sqnorms(Xm)) * (1.0 + 4 * EPS)
-        rel = krel[miss][:, None]
-        w = rel * (1.0 + rel) * dhi[miss]
-        w += gam(n + 8) * (1.0 + rel) * (xn[:, None] + fnorm[None, :])
-        em = np.empty((miss.size, K))
-        sum_abs_coef_times(A, km, np.ascontiguousarray(w), em)
-        em *= 2.0 * gamma * (1.0 + 8 * EPS)
         gram[miss] = gm
         eta[miss] = em
         with _grad_lock:
@@ -314,7 +384,10 @@ def local_cross_lipschitz(
     X_fit, dual_coef, gamma, X, c, R, active=None, lo=None, hi=None, method="local",
     X_fit_sqnorm=None, *, norm=2, return_parts=False, force_prop21=False,
 ):
-    """Upper bounds on ``max_{y in B(x, R) cap box} ||grad f_c(y) - grad f_j(y)||_2``.
+    """Upper bounds on ``max_{y in B_p(x, R) cap box} ||grad f_c(y) - grad f_j(y)||_q``.
+
+    The bounds of this module are the case ``p = q = 2``; ``norm`` 1 and inf
+    are computed by :func:`sklearn_crosslip.bounds.lp_kernel.local_cross_lipschitz`.
 
     Parameters
     ----------
@@ -341,11 +414,14 @@ def local_cross_lipschitz(
         triangle bound for the rest (see the module docstring).
     X_fit_sqnorm : ndarray of shape (n_train,), default=None
         Precomputed ``||x_r||^2`` (optional).
+    norm : {1, 2, np.inf, "l1", "l2", "linf"}, default=2
+        The p of the ball ``B_p(x, R)``; the bound is on the dual q-norm.
     return_parts : bool, default=False
         Also return a dict of the individual bounds (each (m, n_classes),
         NaN where not computed): ``"prop21"`` (all pairs; ``"local"`` only,
         ``inf`` at ``R = 0`` where it is skipped), ``"taylor"`` (mean-value
-        bound), ``"fast"``, ``"triangle"``, ``"global"``.
+        bound), ``"fast"``, ``"triangle"``, ``"global"``; for ``norm != 2`` the
+        keys of :func:`sklearn_crosslip.bounds.lp_kernel.local_cross_lipschitz`.
     force_prop21 : bool, default=False
         Evaluate Proposition 2.1 over all pairs also at ``R = 0`` (and with
         ``method="local_fast"``); for studying the bounds.
@@ -358,8 +434,7 @@ def local_cross_lipschitz(
     parts : dict
         Only with ``return_parts=True``.
     """
-    if check_norm(norm) != 2:
-        raise NotImplementedError("kernel bounds for norm != 2: in progress (issue 10)")
+    pn = check_norm(norm)
     X_fit = np.ascontiguousarray(X_fit, dtype=np.float64)
     A = np.ascontiguousarray(dual_coef, dtype=np.float64)
     if X_fit.ndim != 2 or A.ndim != 2 or A.shape[1] != X_fit.shape[0]:
@@ -377,6 +452,12 @@ def local_cross_lipschitz(
     R = check_radii(R, m)
     method = check_method(method)
     lo, hi = check_box_arrays(lo, hi, d)
+    if pn != 2:
+        from . import lp_kernel
+
+        return lp_kernel.local_cross_lipschitz(
+            X_fit, A, gamma, X, c, R, act, lo, hi, method, X_fit_sqnorm, pn, return_parts
+        )
 
     out = np.full((m, K), np.inf)
     out[np.arange(m), c] = 0.0
@@ -416,19 +497,9 @@ def local_cross_lipschitz(
         cb = c[p]
         Rb = R[p]
         actb = act[p]
-        J = int(actb.sum(axis=1).max())
-        jlist = np.full((mb, J), -1, dtype=np.int64)
-        for i in range(mb):
-            js = np.flatnonzero(actb[i])
-            jlist[i, : js.size] = js
-        xsq = _row_sqnorms(Xb)
-        d2 = Xb @ X_fit.T
-        d2 *= -2.0
-        d2 += xsq[:, None]
-        d2 += fsq[None, :]
-        np.maximum(d2, 0.0, out=d2)
-        # |fl(d2) - d2| <= gamma_{d+4} (||x|| + ||x_r||)^2 (dot products of length d)
-        derr = gam(d + 8) * (np.sqrt(xsq) * (1 + 4 * EPS) + fnorm_max) ** 2 + TINY
+        jlist = _active_lists(actb)
+        J = jlist.shape[1]
+        d2, derr = _sq_dists_block(Xb, X_fit, fsq, fnorm_max)
         phi = np.empty((mb, n))
         psi = np.empty((mb, n))
         triangle_terms(d2, derr, Rb, gamma, box_tlo, box_thi, phi, psi)
@@ -464,16 +535,7 @@ def local_cross_lipschitz(
         # split bound: Prop 2.1 on the N most influential points + triangle on the rest,
         # evaluated only where it can win (its triangle part alone is below the best)
         if N < n:
-            wsel = np.zeros((mb, n))
-            for jj in range(J):
-                jv = jlist[:, jj]
-                ok = jv >= 0
-                diff = np.abs(A[np.where(ok, jv, 0)] - A[cb]) * ok[:, None]
-                np.maximum(wsel, diff * phi, out=wsel)
-            sel = np.argpartition(-wsel, N - 1, axis=1)[:, :N]
-            sel.sort(axis=1)
-            mask = np.zeros((mb, n), dtype=np.uint8)
-            np.put_along_axis(mask, sel, 1, axis=1)
+            sel, mask = _select_influential(phi, A, cb, jlist, N)
             rest = np.empty((mb, J))
             weighted_abs_sums(phi, phi, A, cb, jlist, mask, rest, np.empty((mb, J)))
             rest *= two_g * (1.0 + 4 * EPS)
