@@ -5,7 +5,11 @@ Implements the kernel model of Hein & Andriushchenko (2017), Sections 3, 3.1 and
     f_j(x) = sum_r alpha[j, r] exp(-gamma ||x - x_r||^2),   j = 1..K,
 
 over all ``n`` training points (no intercept), trained by L-BFGS on the mean
-cross-entropy plus ``lam`` times a regulariser (eq. 7).
+cross-entropy plus ``lam`` times a regulariser (eq. 7). For large ``n`` the
+expansion runs over ``m`` centres with an intercept,
+``f_j(x) = sum_r alpha[j, r] k(x, z_r) + b_j``, still trained on all ``n`` points
+(``n_centers``; blocked computations in :mod:`sklearn_crosslip._kernel_blocks`,
+objective in :class:`_CenteredObjective`).
 
 Cross-Lipschitz regulariser as a fixed quadratic form
 ------------------------------------------------------
@@ -459,6 +463,34 @@ class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         gap to the optimal objective of about 1e-6 (``1e-4``: about 1e-5). Very
         narrow kernels (``gamma_scale=4``) are preconditioned less well and
         converge more slowly.
+    n_centers : 'auto', None, int or float, default='auto'
+        Number ``m`` of expansion points (centres). ``None``: all training
+        points, the model of the paper (``n x n`` matrices, no intercept).
+        ``'auto'``: all training points up to 10000 of them, else 10000 centres.
+        An int ``m < n_samples``, or a float in (0, 1] (that fraction of the
+        training points), selects the expansion over ``m`` centres
+        ``f_j(x) = sum_r alpha_jr k(x, z_r) + b_j`` (with an intercept),
+        trained on all training points with the loss and eq. (6) exact for this
+        model (``n x m`` and ``m x m`` matrices only; see Notes). Ignored when
+        ``centers`` is an array.
+    centers : {'stratified', 'kmeans'} or array-like of shape (m, n_features), \
+            default='stratified'
+        How the centres are chosen when ``n_centers`` asks for fewer than all
+        training points: ``'stratified'`` draws training points at random,
+        per class in proportion to the class sizes; ``'kmeans'`` uses k-means
+        centres computed per class (same counts). An array gives the centres
+        themselves (finite, at most ``n_samples`` rows).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the centre choice (only used with centres).
+    memory : str, joblib.Memory or None, default=None
+        Cache of the work that does not depend on ``lam`` (only used with
+        centres): the KNN distance of the gamma rule and the kernel matrix
+        with the matrices of the quadratic forms, keyed by a hash of their
+        inputs (training points, centres, gamma). A refit with another ``lam``
+        (e.g. in :class:`~sklearn.model_selection.GridSearchCV`) then only
+        factorises one ``m x m`` matrix and runs L-BFGS; one with another
+        ``gamma_scale`` reuses the KNN distance. A str is the cache directory.
+        Cached entries take ``8 (n m + 2 m^2)`` bytes on disk each.
     n_jobs : int or None, default=None
         Number of threads for the BLAS operations during ``fit`` and
         prediction. ``None`` leaves the BLAS threading as it is (all cores
@@ -472,11 +504,16 @@ class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
     ----------
     classes_ : ndarray of shape (n_classes,)
         Class labels.
-    X_fit_ : ndarray of shape (n_samples, n_features)
-        Training inputs (the expansion points), float64.
-    dual_coef_ : ndarray of shape (n_classes, n_samples)
+    X_fit_ : ndarray of shape (m, n_features)
+        The expansion points, float64: the training inputs (``m = n_samples``)
+        or the centres.
+    dual_coef_ : ndarray of shape (n_classes, m)
         Expansion coefficients ``alpha``; row ``j`` belongs to ``classes_[j]``
         (two rows also for binary problems).
+    intercept_ : ndarray of shape (n_classes,)
+        Intercepts ``b_j`` (zeros for the expansion over all training points).
+    center_indices_ : ndarray of shape (m,) or None
+        Rows of the training set used as centres (``'stratified'``), else None.
     gamma_ : float
         Kernel parameter used.
     n_iter_ : int
@@ -521,6 +558,21 @@ class KernelCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
     9 s in total, about 2.2 times ``sklearn.svm.SVC`` at the same gamma.
     Extrapolating, ``n = 30000`` takes about 20 minutes of precomputation and
     1.6 s per iteration on the same two cores.
+
+    **Expansion over centres** (``n_centers``; :doc:`/kernel_scale` has the
+    derivation and measurements). The kernel matrix ``Kn`` (``n x m``), the
+    ``m x m`` matrices ``G = Kn^T Kn`` and ``Q`` of eq. (6) (a ``dsyrk`` and a
+    ``dsyr2k`` per block of training rows, through joblib, so that
+    ``joblib.parallel_backend("dask")`` distributes them) cost about
+    ``2 n m d + 3 n m^2`` flops; the preconditioner is factorised once
+    (``m^3 / 3``) and an L-BFGS evaluation costs two ``(K x n)(n x m)``
+    products and ``O(K m^2)``. Memory: ``8 n m`` bytes for ``Kn`` plus three
+    ``m x m`` arrays (``24 m^2``) and blocks of about 64 MB; never an
+    ``n x n`` array. Measured on MNIST (n = 60000, m = 10000, two cores):
+    see :doc:`/kernel_scale`. ``fit`` estimates its peak memory first and
+    raises ``MemoryError`` (saying what to change) if it exceeds 90 % of
+    ``MemAvailable`` in ``/proc/meminfo``; an estimator whose ``fit`` raised
+    keeps no fitted attributes.
 
     **Memory.** ``fit`` holds at most three ``n x n`` float64 arrays (squared
     distances, kernel matrix and preconditioner), ``24 n^2`` bytes, plus
