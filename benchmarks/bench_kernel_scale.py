@@ -17,7 +17,9 @@ gamma rule (KNN rule, ``gamma_scale=1``) and prints, next to each target:
   certified points: the number of adversarial examples strictly inside a
   certified radius (target 0);
 * ``val``: choice of ``lam`` on a held-out part of the training set (the last
-  10000 training images; the test set is not used).
+  10000 training images; the test set is not used);
+* ``centers``: stratified random centres against per-class k-means centres
+  (test error, mean ``local_fast`` radius on ``--n-local`` test points).
 
 Every part appends its figures to the JSON file ``--out`` (default
 ``benchmarks/bench_kernel_scale.json``); ``--parts`` runs pieces separately and
@@ -236,6 +238,31 @@ def part_attack(args, X, y, Xt, yt, res):
           f"(target 0), {att_s:.0f} s", flush=True)
 
 
+def part_centers(args, X, y, Xt, yt, res):
+    """Stratified random centres against per-class k-means centres (K-CL, m = --m[0])."""
+    m = args.m[0]
+    n_cert = min(args.n_local, Xt.shape[0])
+    gamma = None
+    for how in ("stratified", "kmeans"):
+        est = KernelCrossLipClassifier(lam=args.lam_cl, n_centers=m, centers=how, gamma=gamma,
+                                       random_state=0, max_iter=args.max_iter)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t = time.perf_counter()
+            est.fit(X, y)
+            fit_s = time.perf_counter() - t
+        gamma = est.gamma_
+        err = 100.0 * (1.0 - est.score(Xt, yt))
+        r = est.certified_radius(Xt[:n_cert], yt[:n_cert], bound="local_fast")
+        res.setdefault("centers", {})[f"{how}/m={m}/n={X.shape[0]}"] = {
+            "test_error_pct": err, "fit_s": fit_s, "mean_radius_local_fast": float(r.mean()),
+            "n_certified_points": n_cert, "lam": args.lam_cl}
+        save(args.out, res)
+        print(f"[centers] {how:10s} m={m}: test error {err:.2f} %, fit {fit_s:.0f} s, mean "
+              f"local_fast radius {r.mean():.4f} on the first {n_cert} test points "
+              "(0 for misclassified points)", flush=True)
+
+
 def part_val(args, X, y, Xt, yt, res):
     """lam on a held-out part of the training set (last 10000 images)."""
     Xa, ya, Xv, yv = X[:-10000], y[:-10000], X[-10000:], y[-10000:]
@@ -269,7 +296,7 @@ def part_val(args, X, y, Xt, yt, res):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--parts", default="fit,svc,certify,attack",
-                   help="comma-separated subset of val,fit,svc,certify,attack")
+                   help="comma-separated subset of val,fit,svc,certify,attack,centers")
     p.add_argument("--m", default="10000", help="comma-separated numbers of centres")
     p.add_argument("--regularizers", default="cross_lipschitz,rkhs,none")
     p.add_argument("--lam-cl", type=float, default=1e-2)
@@ -280,6 +307,7 @@ def main():
                    help="joblib cache directory for the val part (default: a temporary one)")
     p.add_argument("--max-iter", type=int, default=500)
     p.add_argument("--n-train", type=int, default=None, help="subsample for a quick run")
+    p.add_argument("--n-test", type=int, default=None, help="subsample the test set (quick run)")
     p.add_argument("--n-local", type=int, default=1000)
     p.add_argument("--n-attack", type=int, default=10000)
     p.add_argument("--refine", type=int, default=3)
@@ -295,11 +323,13 @@ def main():
     X, y, Xt, yt = load_mnist()
     if args.n_train:
         X, y = X[: args.n_train], y[: args.n_train]
+    if args.n_test:
+        Xt, yt = Xt[: args.n_test], yt[: args.n_test]
     res = load(args.out)
     print(f"MNIST train {X.shape}, test {Xt.shape}; {os.cpu_count()} cores, "
           f"load {load_avg():.1f}", flush=True)
     parts = {"val": part_val, "fit": part_fit, "svc": part_svc, "certify": part_certify,
-             "attack": part_attack}
+             "attack": part_attack, "centers": part_centers}
     for name in args.parts.split(","):
         parts[name](args, X, y, Xt, yt, res)
     ratio(res)
