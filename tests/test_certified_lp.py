@@ -57,7 +57,7 @@ def _moves(x, R, lo, hi):
 
 
 def mlp_coord_reference(W1, b1, W2, a, x, c, j, R, p, lo=None, hi=None):
-    """Literal per-coordinate interval bound of the network (lp_mlp docstring)."""
+    """Literal network bound of lp_mlp: min(per-coordinate interval, midpoint + L2 part)."""
     d, U = W1.shape
     z = x @ W1 + b1
     zp = np.empty(U)
@@ -81,7 +81,14 @@ def mlp_coord_reference(W1, b1, W2, a, x, c, j, R, p, lo=None, hi=None):
         hi_i = sum(max(W1[i, r] * v[r] * ls[r], W1[i, r] * v[r] * hs[r]) for r in range(U))
         lo_i = sum(min(W1[i, r] * v[r] * ls[r], W1[i, r] * v[r] * hs[r]) for r in range(U))
         B[i] = max(hi_i, -lo_i)
-    return B.sum() if p == INF else B.max()
+    per_coord = B.sum() if p == INF else B.max()
+    # midpoint + L2 part with |G| (cancellation between hidden units)
+    mu, rho = (hs + ls) / 2, (hs - ls) / 2
+    mid = np.linalg.norm(W1 @ (v * mu), ord=1 if p == INF else INF)
+    quad = sum(abs(v[r] * v[m] * (W1[:, r] @ W1[:, m])) * rho[r] * rho[m]
+               for r in range(U) for m in range(U))
+    mixed = mid + (np.sqrt(d) if p == INF else 1.0) * np.sqrt(quad)
+    return min(per_coord, mixed)
 
 
 def mlp_global_reference(W1, W2, c, j, p):

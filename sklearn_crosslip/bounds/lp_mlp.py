@@ -37,6 +37,18 @@ For all (point, class) entries this is two GEMMs, ``(v o mu) W1^T`` and
 ``(|v| o rho) |W1|^T``. At ``R = 0`` (``rho = 0``) it is the exact dual norm of
 the gradient difference.
 
+**Midpoint plus L2 part.** The second sum above has no cancellation between
+hidden units. Writing ``t = mu + delta`` (``|delta_r| <= rho_r``),
+``W1 (v o t) = W1 (v o mu) + W1 (v o delta)`` and, as in Proposition 2.2,
+``||W1 (v o delta)||_2^2 = sum_{r,m} v_r v_m delta_r delta_m G_rm <=
+(|v| o rho)^T |G| (|v| o rho)`` (``G = W1^T W1``), which keeps the cancellation
+inside ``G``. With ``||w||_1 <= sqrt(d) ||w||_2`` and ``||w||_inf <= ||w||_2``:
+
+    ||.||_q <= ||W1 (v o mu)||_q + c_q sqrt((|v| o rho)^T |G| (|v| o rho)),
+
+``c_1 = sqrt(d)``, ``c_inf = 1`` (one more GEMM with ``|G|``). The local
+value is the minimum of the two.
+
 **Cheap bound** (``method="local_fast"``, and the first filter of
 ``"local"``). ``|sum_r W1_ir v_r t_r| <= sum_r |W1_ir| |v_r| h_r``, so
 ``||.||_1 <= sum_r ||u_r||_1 |v_r| h_r`` and ``||.||_inf <= sum_r ||u_r||_inf |v_r| h_r``:
@@ -57,7 +69,9 @@ widened by ``2 eps |v| h`` for the rounding of ``v`` and of ``v mu``. The
 computed ``(v mu) W1^T`` has componentwise error at most
 ``gamma_U sum_r |W1_ir| |v_r mu_r| <= gamma_U ||W1_i,:||_2 ||v o mu||_2``
 (Cauchy-Schwarz), added per coordinate (summed or maximised); the
-non-negative products and sums are inflated by ``gamma`` of their lengths.
+non-negative products and sums are inflated by ``gamma`` of their lengths;
+the quadratic form takes the error of the computed ``|G|``,
+``gamma_d ||u_r|| ||u_m||``, as in :mod:`~sklearn_crosslip.bounds.mlp_bounds`.
 See :mod:`sklearn_crosslip.bounds._common`.
 """
 
@@ -72,6 +86,20 @@ __all__ = ["local_cross_lipschitz", "global_cross_lipschitz"]
 
 _glob_lock = threading.Lock()
 _glob_cache = {}
+
+
+def _abs_gram(W1):
+    """``|W1^T W1|`` (computed), cached per weight content."""
+    key = ("gram", _content_key(W1))
+    with _glob_lock:
+        hit = _glob_cache.get(key)
+    if hit is None:
+        hit = np.abs(W1.T @ W1)
+        with _glob_lock:
+            if len(_glob_cache) > 16:
+                _glob_cache.clear()
+            _glob_cache[key] = hit
+    return hit
 
 
 def _reduce(B, p):
@@ -181,6 +209,12 @@ def local_cross_lipschitz(W1, b1, W2, a, X, c, R, act, lo=None, hi=None,
         W1_T = np.ascontiguousarray(W1.T)
         rown = np.sqrt(np.einsum("du,du->d", W1, W1)) * (1.0 + gamma(U + 4))  # ||W1_i,:||_2
         rown_red = float(rown.sum() * (1.0 + gamma(d + 4)) if p == np.inf else rown.max())
+        Gabs = _abs_gram(W1)
+        unorm = np.sqrt(np.einsum("du,du->u", W1, W1)) * (1.0 + gamma(d + 4))
+        g_quad = gamma(2 * U + 8)
+        g_gram = gamma(d + 8)
+        # ||w||_1 <= sqrt(d) ||w||_2 (q = 1), ||w||_inf <= ||w||_2 (q = inf)
+        cd = np.sqrt(d) * (1.0 + 4 * EPS) if p == np.inf else 1.0
     g_u = gamma(U + 16)
     bounds = np.flatnonzero(np.diff(rows)) + 1
     starts = np.concatenate([[0], bounds])
@@ -212,12 +246,17 @@ def local_cross_lipschitz(W1, b1, W2, a, X, c, R, act, lo=None, hi=None,
         C = M @ W1_T  # (E, d)
         D = H @ W1abs_T  # (E, d), non-negative terms
         np.abs(C, out=C)
-        C += D * (1.0 + 2 * g_u)
         mn = np.sqrt(np.einsum("eu,eu->e", M, M)) * (1.0 + g_u)
         # per coordinate: |C_hat - C| <= gamma_U ||W1_i,:|| ||M||
-        coord[e] = (_reduce(C, p) * (1.0 + gamma(d + 8)) + g_u * rown_red * mn) * (
-            1.0 + 8 * EPS
-        ) + TINY
+        c_err = g_u * rown_red * mn
+        mid = _reduce(C, p) * (1.0 + gamma(d + 8)) + c_err  # >= ||W1 (v o mu)||_q
+        C += D * (1.0 + 2 * g_u)
+        per_coord = (_reduce(C, p) * (1.0 + gamma(d + 8)) + c_err) * (1.0 + 8 * EPS)
+        # midpoint + L2 part: ||W1 (v o delta)||_2^2 <= (|v| rho)^T |G| (|v| rho)
+        quad = np.einsum("eu,eu->e", H @ Gabs, H) * (1.0 + g_quad)
+        quad += g_gram * (H @ unorm) ** 2 * (1.0 + g_quad)
+        mixed = (mid + cd * np.sqrt(quad) * (1.0 + 4 * EPS)) * (1.0 + 8 * EPS)
+        coord[e] = np.minimum(per_coord, mixed) + TINY
     glob = Lglob[ci, cols]
     out[rows, cols] = np.minimum(np.minimum(cheap, coord), glob)
     if return_parts:
