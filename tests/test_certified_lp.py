@@ -57,7 +57,7 @@ def _moves(x, R, lo, hi):
 
 
 def mlp_coord_reference(W1, b1, W2, a, x, c, j, R, p, lo=None, hi=None):
-    """Literal network bound of lp_mlp: min(per-coordinate interval, midpoint + L2 part)."""
+    """Literal network bound of lp_mlp: midpoint + L2 part (p = inf), per-coordinate (p = 1)."""
     d, U = W1.shape
     z = x @ W1 + b1
     zp = np.empty(U)
@@ -88,7 +88,7 @@ def mlp_coord_reference(W1, b1, W2, a, x, c, j, R, p, lo=None, hi=None):
     quad = sum(abs(v[r] * v[m] * (W1[:, r] @ W1[:, m])) * rho[r] * rho[m]
                for r in range(U) for m in range(U))
     mixed = mid + (np.sqrt(d) if p == INF else 1.0) * np.sqrt(quad)
-    return min(per_coord, mixed)
+    return mixed if p == INF else per_coord
 
 
 def mlp_global_reference(W1, W2, c, j, p):
