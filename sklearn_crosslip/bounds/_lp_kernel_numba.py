@@ -46,7 +46,7 @@ def lq_distances(X, Xf, qinf, out):
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def signed_interval_sums(kmin, kmax, A, c, jlist, mask, out_lo, out_hi):
-    """Enclosure of ``S = sum_r beta_r k_r`` over ``k_r in [kmin_r, kmax_r]``, ``r`` not in ``mask``.
+    """Enclosure of ``S = sum_r beta_r k_r`` over ``k_r in [kmin_r, kmax_r]`` (``r`` not masked).
 
     ``out_hi[i, jj] = sum_r max(beta_r kmin_r, beta_r kmax_r)`` and ``out_lo``
     the sum of the minima (``beta = A[j] - A[c_i]``), without rounding slack.
