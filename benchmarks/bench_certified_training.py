@@ -134,8 +134,9 @@ def report(res):
     if "local_points" in res:
         m = res["local_points"]
         for eps in RADII:
-            print(f"  first {m}: L2 {eps:<5} local {res[f'certified_acc_local_{eps}_first{m}']:6.2f}"
-                  f" %  local_fast {res[f'certified_acc_local_fast_{eps}_first{m}']:6.2f} %")
+            loc = res[f"certified_acc_local_{eps}_first{m}"]
+            fast = res[f"certified_acc_local_fast_{eps}_first{m}"]
+            print(f"  first {m}: L2 {eps:<5} local {loc:6.2f} %  local_fast {fast:6.2f} %")
         print(f"  first {m}: mean radius local {res[f'mean_certified_radius_local_first{m}']:.4f}")
     if "epoch_median_certified_s" in res:
         n_ep = res["n_epochs"] + res.get("finetune_epochs", 0)

@@ -93,7 +93,6 @@ def _loss_and_grad(W1, b1, W2, b2, X, y, softplus_alpha, regularizer, lam, dropo
     value : float
     grads : tuple (gW1, gb1, gW2, gb2)
     """
-    n = X.shape[0]
     dt = W1.dtype.type
     eps, bound, p, q = (0.0, "local_fast", None, None) if certified is None else certified
     Z = X @ W1
