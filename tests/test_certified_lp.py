@@ -116,7 +116,7 @@ def _kernel_k_ranges(Xf, gamma, x, R, p, lo, hi):
             dmax2 = sum(max(h, -w) ** 2 for w, h in zip(el, eh))
         else:
             dn2 = np.linalg.norm(delta)
-            dmin2 = max(dn2 - R, 0.0) ** 2
+            dmin2 = max(max(dn2 - R, 0.0) ** 2, dn2 ** 2 - 2 * R * np.abs(delta).max())
             dmax2 = dn2 ** 2 + 2 * R * np.abs(delta).max() + R * R
             if lo is not None:
                 near = Xf[r] - np.clip(Xf[r], lo, hi)
@@ -169,7 +169,7 @@ def kernel_meanvalue_reference(est, x, c, j, R, p, lo=None, hi=None):
             dmin2 = max(d2 - 2 * R * nq, 0.0)
             dmax2 = d2 + 2 * R * nq + d * R * R
         else:
-            dmin2 = max(np.sqrt(d2) - R, 0.0) ** 2
+            dmin2 = max(max(np.sqrt(d2) - R, 0.0) ** 2, d2 - 2 * R * nq)
             dmax2 = d2 + 2 * R * nq + R * R
         if lo is not None:
             near = Xf[r] - np.clip(Xf[r], lo, hi)

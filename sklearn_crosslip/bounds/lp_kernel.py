@@ -17,8 +17,9 @@ is exactly that box.
 ``||y - x_r||^2 = ||delta_r||^2 + 2 <delta_r, h> + ||h||^2``, so
 ``||delta_r||^2 - 2 R ||delta_r||_1 <= ||y - x_r||^2 <= ||delta_r||^2 + 2 R ||delta_r||_1
 + d R^2`` (Hoelder; the lower end also follows coordinatewise from
-``(|a| - R)_+^2 >= a^2 - 2 R |a|``). For ``p = 1``: ``B_1 subset B_2`` gives
-``||y - x_r|| >= ||delta_r|| - R``, and ``||y - x_r||^2 <= ||delta_r||^2 +
+``(|a| - R)_+^2 >= a^2 - 2 R |a|``). For ``p = 1``: Hoelder gives the lower end
+``||delta_r||^2 - 2 R ||delta_r||_inf`` and ``B_1 subset B_2`` gives
+``(||delta_r|| - R)_+^2`` (the larger is used), and ``||y - x_r||^2 <= ||delta_r||^2 +
 2 R ||delta_r||_inf + R^2`` (``||h||_2 <= ||h||_1``). Both are intersected with the
 distance range of ``x_r`` to the box. On the influential set ``T`` (below) and for
 ``p = inf`` the range is computed exactly over the box ``prod_l [x_l - dn_l, x_l + up_l]``:
@@ -280,12 +281,13 @@ def local_cross_lipschitz(X_fit, A, gamma, X, c, R, act, lo, hi, method, X_fit_s
         R2 = (Rb * (1.0 + 2 * EPS))[:, None]
         dl = np.maximum(d2 - derr[:, None], 0.0)
         dh = d2 + derr[:, None]
+        # Hoelder: ||y - x_r||^2 >= ||delta_r||^2 - 2 R ||delta_r||_q (both norms)
+        d2lo = np.maximum(dl - 2.0 * R2 * nq * (1.0 + 4 * EPS), 0.0) * (1.0 - 4 * EPS)
         if qinf:  # p = 1
             t = np.maximum(np.sqrt(dl) * (1.0 - 4 * EPS) - R2, 0.0)
-            d2lo = t * t * (1.0 - 4 * EPS)
+            np.maximum(d2lo, t * t * (1.0 - 4 * EPS), out=d2lo)
             d2hi = (dh + 2.0 * R2 * nq + R2 * R2) * (1.0 + 8 * EPS)
         else:  # p = inf
-            d2lo = np.maximum(dl - 2.0 * R2 * nq * (1.0 + 4 * EPS), 0.0) * (1.0 - 4 * EPS)
             d2hi = (dh + 2.0 * R2 * nq + d * R2 * R2) * (1.0 + 8 * EPS)
         np.maximum(d2lo, tlo2[None, :], out=d2lo)
         np.minimum(d2hi, thi2[None, :], out=d2hi)
