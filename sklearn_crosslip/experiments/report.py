@@ -61,7 +61,8 @@ def select_models(records):
 def _hyper(r):
     p = r["params"]
     if r["family"] == "kernel":
-        return f"gamma_scale={p['gamma_scale']:g}, lam={p['lam']:g}"
+        m = f", m={r['n_centers']}" if "n_centers" in r else ""
+        return f"gamma_scale={p['gamma_scale']:g}, lam={p['lam']:g}{m}"
     if r["group"] == "dropout":
         return f"dropout_rate={p.get('dropout_rate', 0):g}"
     if r["group"] == "certified":
@@ -249,8 +250,12 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
         lines += [
             "## Kernel methods (paper: table of Section 5)",
             "",
-            f"Certified radii of kernel models use exact Proposition 2.1 on the first "
-            f"{cfg.n_eval_kernel_cert} evaluation points.",
+            "Certified radii of kernel models: "
+            + ("exact Proposition 2.1 (with the mean-value bound, `bound='local'`)"
+               if getattr(cfg, "kernel_cert_bound", "local") == "local"
+               else f"`bound='{cfg.kernel_cert_bound}'`")
+            + f" on the first {cfg.n_eval_kernel_cert} evaluation points. m = number of "
+            "centres (expansion points) of the kernel expansion.",
             "",
             "| regulariser | selected | val. error | test error | upper | lower "
             + "".join(f"| cert. acc. {eps:g} " for eps in radii)

@@ -75,6 +75,11 @@ class ReproduceConfig:
         "cross_lipschitz": (1.0, 1e-1, 1e-2, 1e-3),
     })
     kernel_max_iter: int = 500
+    # centres of the kernel expansion: "auto" keeps all training points up to 10000
+    kernel_n_centers: object = "auto"
+    kernel_grid_n_centers: object = None  # for the model-selection grid (None: the same)
+    kernel_cert_bound: str = "local"  # certified_radius bound of the kernel lower bounds
+    kernel_cache: bool = False  # reuse lam-independent work across the grid (joblib.Memory)
     mlp_hidden_units: int = 1024
     mlp_lams: dict = field(default_factory=lambda: {
         "none": (0.0,),
@@ -230,11 +235,16 @@ def evaluate_robustness(est, X, y, *, cert_points=None, cert_bound="local", radi
 
 
 def _kernel_grid(cfg):
-    for reg in KERNEL_REGULARIZERS:
-        for gs in cfg.kernel_gamma_scales:
+    # gamma-major, so that the lam-independent work of one gamma (kernel blocks,
+    # quadratic forms) can be reused by every regulariser and lam (``kernel_cache``)
+    n_centers = cfg.kernel_n_centers if cfg.kernel_grid_n_centers is None \
+        else cfg.kernel_grid_n_centers
+    for gs in cfg.kernel_gamma_scales:
+        for reg in KERNEL_REGULARIZERS:
             for lam in cfg.kernel_lams[reg]:
                 yield reg, {"regularizer": reg, "gamma_scale": gs, "lam": lam,
-                            "max_iter": cfg.kernel_max_iter}
+                            "max_iter": cfg.kernel_max_iter, "n_centers": n_centers,
+                            "random_state": cfg.random_state}
 
 
 def _mlp_params(cfg, reg, setting, value):
@@ -431,7 +441,8 @@ def _train_model(job, data, cfg, n_threads=None):
         warnings.simplefilter("ignore", ConvergenceWarning)
         t0 = time.perf_counter()
         cls = KernelCrossLipClassifier if job["family"] == "kernel" else MLPCrossLipClassifier
-        est = cls(**job["params"]).fit(*data[job["fit_on"]])
+        extra = {"memory": job["memory"]} if job.get("memory") else {}
+        est = cls(**job["params"], **extra).fit(*data[job["fit_on"]])
         fit_time = time.perf_counter() - t0
         val_err = job.get("val_error")
         if val_err is None:
@@ -441,6 +452,8 @@ def _train_model(job, data, cfg, n_threads=None):
                "name": job["name"], "kind": job["kind"], "params": dict(job["params"]),
                "val_error": val_err, "test_error": test_err, "fit_time": fit_time,
                "selected": job["selected"]}
+        if job["family"] == "kernel":
+            rec["n_centers"] = int(est.X_fit_.shape[0])  # m, the expansion points
         delta = None
         if job["selected"] or job["family"] == "mlp":
             X_eval, y_eval = data["eval"]
@@ -448,7 +461,7 @@ def _train_model(job, data, cfg, n_threads=None):
             t1 = time.perf_counter()
             rob = evaluate_robustness(
                 est, X_eval, y_eval, cert_points=None if mlp else cfg.n_eval_kernel_cert,
-                radii=cfg.cert_radii,
+                cert_bound="local" if mlp else cfg.kernel_cert_bound, radii=cfg.cert_radii,
                 linf_radii=tuple(cfg.linf_radii) if mlp and cfg.linf_radii else None)
             delta = rob.pop("_delta")
             with np.errstate(invalid="ignore"):
@@ -520,14 +533,21 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
                 f"{rec['global_local_ratio']:.2f}" if "upper" in rec else ""))
 
     if "kernel" in parts:
+        cache = os.path.join(out_dir, "kernel-cache") if cfg.kernel_cache else None
+        cached_gamma = None
         for i, (reg, params) in enumerate(kernel_grid, 1):
             name = _kernel_grid_name(reg, params)
             if run.is_done(name):
                 continue
+            if cache and params["gamma_scale"] != cached_gamma:
+                shutil.rmtree(cache, ignore_errors=True)  # one gamma's work on disk at a time
+                cached_gamma = params["gamma_scale"]
             run.progress(i, len(kernel_grid), "kernel", name, "kernel-grid")
             record(*_train_model(dict(kind="kernel-grid", family="kernel", group=reg,
                                       setting="plain", name=name, params=params,
-                                      selected=False, fit_on="fit"), data, cfg))
+                                      selected=False, fit_on="fit", memory=cache), data, cfg))
+        if cache:
+            shutil.rmtree(cache, ignore_errors=True)
         for reg in KERNEL_REGULARIZERS:
             name = f"kernel-{reg}"
             if run.is_done(name):
@@ -538,8 +558,9 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
             run.progress(1, 1, "kernel final", name, "kernel-final")
             _log(f"  refit on {X_train.shape[0]} points with "
                  f"{_params_str(best['params'], ['gamma_scale', 'lam'])}")
+            params = dict(best["params"], n_centers=cfg.kernel_n_centers)
             record(*_train_model(dict(kind="kernel-final", family="kernel", group=reg,
-                                      setting="plain", name=name, params=best["params"],
+                                      setting="plain", name=name, params=params,
                                       selected=True, fit_on="train",
                                       val_error=best["val_error"]), data, cfg))
 
