@@ -20,6 +20,19 @@ epoch <= 3x Cross-Lipschitz; whole training <= 45 min on 2 cores. Published
 (same architecture, ReLU; Croce, Andriushchenko & Hein, AISTATS 2019): Wong &
 Kolter 94.8 %, MMR + AT 93.6 %, MMR 91.2 %, plain training 33.7 %.
 
+Default recipe: Adam, batches of 128, ``certified_margin=0.5`` (training
+radius), 150 epochs at learning rate 1e-3 with the radius ramped up over the
+first 30, then 30 epochs at 1e-4 (warm start, Adam restarted).
+
+Measured (2026-12-02, shared 2-core machine, 1-min load 2-5, so the times are
+pessimistic; phase 1, then phase 2 run with ``--resume``): test error 1.75 %;
+certified accuracy (``local_fast``, identical with ``local`` to 0.01 points)
+94.77 % at L2 0.3, 88.82 % at 0.5, 29.66 % at 1.0, 0.02 % at 1.58; mean
+certified radius 0.845; 5.51 s per certified epoch against 65.3 s for one
+Cross-Lipschitz epoch (0.08x); whole training 25.1 min. After phase 1 alone:
+2.01 % error, 93.99 % at 0.3. Certifying the 10000 points: 10 s
+(``local_fast``), 34 s (``local``).
+
 The trained model is saved with joblib and the figures as JSON (``--out``);
 ``--certify-only MODEL`` re-runs the certification of a saved model. Heavy:
 run in the background under the shared lock::
@@ -163,9 +176,11 @@ def main():
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--finetune-epochs", type=int, default=30,
-                        help="second phase at a lower learning rate (warm start, full eps)")
-    parser.add_argument("--finetune-lr-factor", type=float, default=0.1)
+    parser.add_argument("--finetune-epochs", type=int, nargs="*", default=[30],
+                        help="epochs of further phases at lower learning rates (warm start, "
+                             "full eps)")
+    parser.add_argument("--finetune-lr-factor", type=float, nargs="*", default=[0.1],
+                        help="learning rate of each further phase, as a factor of --lr")
     parser.add_argument("--resume", default=None, metavar="DIR",
                         help="skip the first phase: load DIR/model.joblib and DIR/figures.json")
     parser.add_argument("--local-points", type=int, default=10000,
@@ -187,9 +202,11 @@ def main():
             first = json.load(fh)
         keep = ("train_points", "eps_train", "epochs", "warmup", "batch_size", "lr",
                 "epoch_cross_lipschitz_s", "train_total_s", "n_epochs",
-                "epoch_median_certified_s", "epoch_times_s", "loss_curve", "epoch_ratio")
+                "epoch_median_certified_s", "epoch_times_s", "loss_curve", "epoch_ratio",
+                "finetune", "finetune_epochs", "resumed_from")
         res = {k: first[k] for k in keep if k in first}
-        res["resumed_from"] = args.resume
+        prev = res.get("resumed_from", [])
+        res["resumed_from"] = ([prev] if isinstance(prev, str) else prev) + [args.resume]
     else:
         common = dict(hidden_units=1024, solver="adam", batch_size=args.batch_size,
                       learning_rate_init=args.lr, random_state=0)
@@ -216,15 +233,20 @@ def main():
         path = os.path.join(args.out, "model_phase1.joblib")
         joblib.dump(est, path)
         print(f"phase 1 trained in {total / 60:.1f} min; model saved to {path}", flush=True)
-    if not args.certify_only and args.finetune_epochs > 0:
-        # second phase: the learning rate divided by 10 (Adam restarted), full radius
-        est.set_params(warm_start=True, max_iter=args.finetune_epochs, certified_warmup=0,
-                       learning_rate_init=args.lr * args.finetune_lr_factor)
+    if len(args.finetune_epochs) != len(args.finetune_lr_factor):
+        parser.error("--finetune-epochs and --finetune-lr-factor need the same length")
+    phases = [] if args.certify_only else list(zip(args.finetune_epochs,
+                                                   args.finetune_lr_factor))
+    for n_ep, factor in phases:
+        # further phase: a lower learning rate (Adam restarted), full radius
+        est.set_params(warm_start=True, max_iter=n_ep, certified_warmup=0,
+                       learning_rate_init=args.lr * factor)
         total2, per2 = fit_timed(est, X, y)
         loads.append(load_average())
-        res.update(finetune_epochs=int(est.n_iter_), finetune_total_s=total2,
-                   finetune_lr=args.lr * args.finetune_lr_factor,
-                   finetune_loss_curve=[float(v) for v in est.loss_curve_])
+        res.setdefault("finetune", []).append(dict(
+            epochs=int(est.n_iter_), total_s=total2, lr=args.lr * factor,
+            loss_curve=[float(v) for v in est.loss_curve_]))
+        res["finetune_epochs"] = res.get("finetune_epochs", 0) + int(est.n_iter_)
         res["train_total_s"] += total2
         res["epoch_times_s"] = res["epoch_times_s"] + [float(t) for t in per2]
         res["epoch_median_certified_s"] = float(np.median(res["epoch_times_s"]))
