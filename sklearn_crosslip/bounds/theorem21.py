@@ -43,7 +43,9 @@ the L2 constant converted by norm equivalence (``||g||_1 <= sqrt(d) ||g||_2``,
 The first trial radius is the geometric mean of the bracket; later ones come
 from a safeguarded model step (``L_j(R)`` taken as linear in ``R`` through the
 last two evaluations, aiming just above the crossing, clipped into the
-bracket). Any trial is sound; the choice only affects speed (typically 3-5
+bracket; after three consecutive trials above the crossing the bracket is
+bisected instead, which stops a one-sided stagnation of the model step on a
+strongly curved ``L(R)``). Any trial is sound; the choice only affects speed (typically 3-5
 bound evaluations per point for ``rtol = 1e-3``).
 
 Float64 safety: margins are rounded down by ``2 * _logits_error`` (each logit
@@ -190,16 +192,22 @@ class _Search:
         t2 = np.full(n, np.nan)
         a2 = np.full(n, np.nan)
         live = self._live(b, hi)
+        n_down = np.zeros(n, dtype=np.int64)  # consecutive evaluations with g(t) < t
         for it in range(self.max_iter):
             w = np.flatnonzero(live)
             if w.size == 0:
                 break
             t = self._trial(t1[w], a1[w], t2[w], a2[w], b[w], hi[w], self.rtol)
+            # safeguard against one-sided stagnation of the model step (a strongly
+            # curved L(R)): after three trials above the crossing, bisect the bracket
+            stall = n_down[w] >= 3
+            t[stall] = np.sqrt(b[w][stall] * hi[w][stall])
             if it == 0 and first is not None:
                 f = first[idx[w]]
                 t = np.where((f > b[w]) & (f < hi[w]), f, t)
             g_act, g_lb, j = self.evaluate(idx[w], t, box)
             up = g_act >= t
+            n_down[w] = np.where(up, 0, n_down[w] + 1)
             # g(t) >= t: t is certified (and t <= R*)
             k = w[up]
             better = t[up] > b[k]
