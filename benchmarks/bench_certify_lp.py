@@ -30,6 +30,30 @@ bound also compiles nothing, numba kernels are warmed up before timing). The
 machine load (``os.getloadavg``) is printed at the start and the end: a
 1-minute load above the number of cores means the figures were taken under load.
 
+Measured (2 shared cores, 2026-12-02, 1-minute load about 2 during the run,
+i.e. both cores busy with this run; network: 200-iteration L-BFGS fit, test
+error 3.80%; kernel model: test error 4.21%, gamma 0.0253), 10000 test points:
+
+* network, L-infinity: direct ``local`` 27.3 s (target 60 s), mean radius
+  0.0246 vs converted L2 0.0180: ratio 1.37 (target 2 not met); inside the box
+  0.0305 vs 0.0180: 1.70. Ceiling: the exact first-order radii have ratio 1.57
+  (||g||_1 vs sqrt(d) ||g||_2 at x), so 2 is out of reach for this model.
+  Global 0.0070; attack norm 0.132 (certified <= attack on all 10000 points);
+  certified accuracy (box) 95.1% / 93.2% / 82.7% / 4.6% / 0.0% at 0.005 /
+  0.01 / 0.02 / 0.05 / 0.1 (published at 0.1: plain 0 %, MMR 75.1 %,
+  Wong & Kolter 89.1 %; this network has no L-infinity training).
+* network, L1: 22.9 s, mean radius 3.49 vs converted 0.503: ratio 6.94
+  (ceiling 5.48); attack norm 11.4.
+* kernel, L-infinity: ``local_fast`` 46.4 s (target 300 s), mean radius
+  0.01057 vs converted 0.00543: ratio 1.945 (target 2 not met by 3 %; the
+  first-order ceiling is 1.81, which the direct bound already exceeds); the box
+  does not change it; attack norm 0.184; certified accuracy (box) 91.9% /
+  62.8% / 0.0% at 0.005 / 0.01 / 0.02. ``local`` on 100 points: 7.0 s, mean
+  0.01032 vs ``local_fast`` 0.01021.
+* kernel, L1 (before the Hoelder lower end for p = 1): 59.3 s, mean radius
+  0.372 vs converted 0.152: ratio 2.45; attack norm 15.4. With it (100 points,
+  not under the lock): mean radius 0.763 vs 0.146, ratio 5.22 (ceiling 5.24).
+
 Run from the repository root under the shared CPU lock::
 
     flock /tmp/heavy.lock python benchmarks/bench_certify_lp.py [--quick]
