@@ -160,6 +160,13 @@ class _Layout:
         return W1, b1, W2, b2
 
 
+def _step_factor(schedule, t, total):
+    """Step-size factor of update ``t`` (0-based) of ``total`` planned updates."""
+    if schedule == "constant" or t < 0.72 * total:
+        return 1.0
+    return 0.1 if t < 0.88 * total else 0.01
+
+
 class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
     """One-hidden-layer softplus network with Cross-Lipschitz regularisation.
 
@@ -211,7 +218,13 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         Mini-batch size of the stochastic solvers; ``"auto"`` is
         ``min(200, n_samples)``.
     learning_rate_init : float, default=1e-3
-        Constant step size of the stochastic solvers.
+        Step size of the stochastic solvers.
+    learning_rate : {"constant", "step"}, default="constant"
+        Step-size schedule of the stochastic solvers: ``"constant"`` keeps
+        ``learning_rate_init``; ``"step"`` divides it by 10 after 72 % and by
+        100 after 88 % of the ``max_iter`` epochs' updates (the schedule of the
+        authors' published training code, max-andr/cross-lipschitz). Ignored
+        by L-BFGS.
     random_state : int, RandomState instance or None, default=None
         Seeds the Glorot-uniform initialisation, the mini-batch order and the
         dropout masks.
@@ -338,6 +351,7 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         "tol": [Interval(numbers.Real, 0, np.inf, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(numbers.Real, 0, np.inf, closed="neither")],
+        "learning_rate": [StrOptions({"constant", "step"})],
         "random_state": ["random_state"],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
@@ -361,6 +375,7 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         tol=1e-4,
         batch_size="auto",
         learning_rate_init=1e-3,
+        learning_rate="constant",
         random_state=None,
         warm_start=False,
         verbose=False,
@@ -381,6 +396,7 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         self.tol = tol
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
@@ -619,7 +635,7 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         rs = check_random_state(self.random_state)
         rng = np.random.default_rng(rs.randint(np.iinfo(np.int32).max))
         bs = min(200, n) if self.batch_size == "auto" else min(int(self.batch_size), n)
-        a, reg, lr = float(self.softplus_alpha), self.regularizer, float(self.learning_rate_init)
+        a, reg, lr0 = float(self.softplus_alpha), self.regularizer, float(self.learning_rate_init)
         keep = 1.0 - float(self.dropout_rate)
         first = [np.zeros_like(p) for p in params]
         second = [np.zeros_like(p) for p in params] if self.solver == "adam" else None
@@ -655,6 +671,7 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
                                               certified=cert)
                 total += value * Xb.shape[0]
                 seen += Xb.shape[0]
+                lr = lr0 * _step_factor(self.learning_rate, t, self.max_iter * n_batches)
                 t += 1
                 if self.solver == "adam":
                     step = lr * np.sqrt(1.0 - _ADAM_BETA2**t) / (1.0 - _ADAM_BETA1**t)

@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_crosslip import MLPCrossLipClassifier
 
@@ -91,3 +92,26 @@ def test_settings_need_stochastic_solver_and_valid_values(images):
     with pytest.raises(ValueError, match="outside input_box"):
         MLPCrossLipClassifier(hidden_units=4, solver="adam", adversarial_fraction=0.5,
                               input_box=(0.0, 0.5)).fit(X, y)
+
+
+def test_step_learning_rate_schedule():
+    """'step' divides the step size by 10 after 72 % and by 100 after 88 % of the updates."""
+    from sklearn_crosslip.mlp import _step_factor
+
+    assert [_step_factor("step", t, 100) for t in (0, 71, 72, 87, 88, 99)] == \
+        [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
+    assert _step_factor("constant", 99, 100) == 1.0
+    rng = np.random.RandomState(0)
+    X = rng.uniform(0, 1, size=(60, 6))
+    y = (X[:, 0] + X[:, 1] > 1).astype(int)
+    kw = dict(hidden_units=8, solver="sgd", batch_size=60, max_iter=10, tol=0.0,
+              learning_rate_init=0.5, regularizer="none", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        const = MLPCrossLipClassifier(**kw).fit(X, y)
+        step = MLPCrossLipClassifier(learning_rate="step", **kw).fit(X, y)
+    # one update per epoch: updates 0..7 are before 72 % of 10, so the first 8 epochs agree
+    assert const.loss_curve_[:8] == step.loss_curve_[:8]
+    assert const.loss_curve_[9] != step.loss_curve_[9]
+    with pytest.raises(ValueError, match="learning_rate"):
+        MLPCrossLipClassifier(learning_rate="cosine").fit(X, y)

@@ -86,7 +86,9 @@ class ReproduceConfig:
         "weight_decay": (1e-3, 1e-4, 1e-5),
         "dropout": (0.3, 0.5),  # dropout rates
         "cross_lipschitz": (1e-1, 1e-2, 1e-3),
-        "certified": (0.3,),  # certified training: L2 radius eps (certified_margin)
+        # certified training: the L2 radius eps the loss sees (certified_margin); 0.5 gave
+        # more certified accuracy at 0.3 than 0.3 itself (docs/certified_training.rst)
+        "certified": (0.5,),
     })
     mlp_settings: tuple = MLP_SETTINGS
     mlp_max_iter: int = 40
@@ -113,7 +115,7 @@ class ReproduceConfig:
             kernel_max_iter=200,
             mlp_hidden_units=1024,
             mlp_lams={"none": (0.0,), "weight_decay": (1e-4,), "dropout": (0.5,),
-                      "cross_lipschitz": (1e-2,), "certified": (0.3,)},
+                      "cross_lipschitz": (1e-2,), "certified": (0.5,)},
             mlp_max_iter=16,
         )
 
