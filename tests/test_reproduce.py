@@ -170,3 +170,16 @@ def test_networks_side_by_side_give_the_same_models(tmp_path):
         assert np.isclose(r["lower"], ref["lower"], rtol=0.05)
     with pytest.raises(ValueError, match="jobs"):
         run_reproduce(str(tmp_path / "bad"), config=cfg, parts=("mlp",), jobs=0)
+
+
+def test_modes_and_the_paper_scale_settings():
+    paper = ReproduceConfig.from_mode(False)
+    assert paper.mode == "paper" and paper.data == "full" and paper.n_train == 60000
+    assert paper.kernel_n_centers == 10000 and paper.kernel_cache
+    assert paper.mlp_solver == "sgd" and paper.mlp_schedule == "step"
+    # the same effort for every regulariser: two values each (one for "none" and certified)
+    assert {len(v) for k, v in paper.mlp_lams.items() if k not in ("none", "certified")} == {2}
+    assert ReproduceConfig.from_mode(True).mode == "quick"
+    assert ReproduceConfig.from_mode("subset") == ReproduceConfig()
+    with pytest.raises(ValueError, match="mode"):
+        ReproduceConfig.from_mode("huge")

@@ -70,6 +70,13 @@ def _hyper(r):
     return f"lam={p['lam']:g}"
 
 
+_MODE_FLAG = {"quick": " --quick", "subset": " --subset", "paper": ""}
+
+
+def _mode(cfg):
+    return getattr(cfg, "mode", "quick" if cfg.quick else "subset")
+
+
 def _cert_acc(r, eps, key="certified_accuracy"):
     v = (r.get(key) or {}).get(f"{eps:g}")
     return _fmt(v, ".1f") + " %" if v is not None else "n/a"
@@ -204,8 +211,8 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
     lines = [
         "# Reproduction of Hein & Andriushchenko (2017), Section 5, on bundled MNIST",
         "",
-        f"Mode: **{'quick' if cfg.quick else 'full'}**. Regenerate with "
-        f"`python -m sklearn_crosslip reproduce{' --quick' if cfg.quick else ''} --out DIR`.",
+        f"Mode: **{_mode(cfg)}**. Regenerate with "
+        f"`python -m sklearn_crosslip reproduce{_MODE_FLAG[_mode(cfg)]} --out DIR`.",
         "",
         f"Data: {cfg.n_train} training images of {source} ({n_fit} to fit, "
         f"{cfg.n_val} for model selection; the selected kernel models are refit on all "
@@ -276,8 +283,12 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
         lines.append("")
     mlp = [r for r in records if r["family"] == "mlp"]
     if mlp:
+        solver = getattr(cfg, "mlp_solver", "adam")
+        solver = ("Adam" if solver == "adam" else "SGD with Nesterov momentum") + (
+            ", step schedule" if getattr(cfg, "mlp_schedule", "constant") == "step" else "")
         lines += [f"## One-hidden-layer networks ({cfg.mlp_hidden_units} softplus units, a = 10, "
-                  f"Adam, {cfg.mlp_max_iter} epochs)", ""]
+                  f"{solver}, learning rate {cfg.mlp_learning_rate:g}, batch "
+                  f"{cfg.mlp_batch_size}, {cfg.mlp_max_iter} epochs)", ""]
         lines += [
             "Selected model per regulariser and setting (lowest validation error):",
             "",
