@@ -87,7 +87,7 @@ import threading
 import numpy as np
 
 from ._common import EPS, TINY, _content_key, gamma
-from .mlp_bounds import _ENTRY_BLOCK, _as_params, _z_intervals, dual_column_norms
+from .mlp_bounds import _as_params, _z_intervals, dual_column_norms, point_blocks
 
 __all__ = ["local_cross_lipschitz", "global_cross_lipschitz"]
 
@@ -223,18 +223,7 @@ def local_cross_lipschitz(W1, b1, W2, a, X, c, R, act, lo=None, hi=None,
         # ||w||_1 <= sqrt(d) ||w||_2 (q = 1), ||w||_inf <= ||w||_2 (q = inf)
         cd = np.sqrt(d) * (1.0 + 4 * EPS) if p == np.inf else 1.0
     g_u = gamma(U + 16)
-    bounds = np.flatnonzero(np.diff(rows)) + 1
-    starts = np.concatenate([[0], bounds])
-    ends = np.concatenate([bounds, [rows.size]])
-    pb = 0
-    while pb < starts.size:
-        pe = pb
-        while pe < starts.size and ends[pe] - starts[pb] <= _ENTRY_BLOCK:
-            pe += 1
-        pe = max(pe, pb + 1)
-        e = slice(starts[pb], ends[pe - 1])
-        pb = pe
-        pts, loc = np.unique(rows[e], return_inverse=True)
+    for e, pts, loc in point_blocks(rows):
         sp, sm, _ = _z_intervals(W1, b1, a, X[pts], R[pts], lo, hi, p)
         vd = W2.T[cols[e]] - W2.T[ci[e]]  # (E, U): v up to the relative rounding u
         av = np.abs(vd)

@@ -151,6 +151,28 @@ def dual_column_norms(W1, p):
     return np.abs(W1).max(axis=0)  # p = 1, q = inf: exact
 
 
+def point_blocks(rows):
+    """Blocks ``(slice of entries, points, entry -> point index)`` of whole points.
+
+    ``rows`` are the point indices of the active entries, sorted (``np.nonzero``
+    is row-major); each block holds at most ``_ENTRY_BLOCK`` entries (or one
+    point), so that the per-point arrays stay small.
+    """
+    bounds = np.flatnonzero(np.diff(rows)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [rows.size]])
+    pb = 0
+    while pb < starts.size:
+        pe = pb
+        while pe < starts.size and ends[pe] - starts[pb] <= _ENTRY_BLOCK:
+            pe += 1
+        pe = max(pe, pb + 1)
+        e = slice(starts[pb], ends[pe - 1])
+        pb = pe
+        pts, loc = np.unique(rows[e], return_inverse=True)
+        yield e, pts, loc
+
+
 def _z_intervals(W1, b1, a, X, R, lo, hi, p=2.0):
     """Safe enclosures ``s'(z^+)``, ``s'(z^-)`` of the hidden derivatives on the ball (and box).
 
@@ -285,20 +307,7 @@ def local_cross_lipschitz(
     g_quad = gamma(2 * U + 8)
     g_gram = gamma(d + 8)
     g_vec = gamma(U + 8)
-    # entries are sorted by point (np.nonzero is row-major): cut them into blocks of
-    # whole points so that the per-point arrays stay small
-    bounds = np.flatnonzero(np.diff(rows)) + 1
-    starts = np.concatenate([[0], bounds])
-    ends = np.concatenate([bounds, [rows.size]])
-    pb = 0
-    while pb < starts.size:
-        pe = pb
-        while pe < starts.size and ends[pe] - starts[pb] <= _ENTRY_BLOCK:
-            pe += 1
-        pe = max(pe, pb + 1)
-        e = slice(starts[pb], ends[pe - 1])
-        pb = pe
-        pts, loc = np.unique(rows[e], return_inverse=True)
+    for e, pts, loc in point_blocks(rows):
         sp, sm, unorm = _z_intervals(W1, b1, a, X[pts], R[pts], lo, hi)
         vd = W2.T[cols[e]] - W2.T[ci[e]]  # (E, U): v for every entry (rounding: relative u)
         P = sp[loc] * np.abs(vd)
