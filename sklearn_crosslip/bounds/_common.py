@@ -13,6 +13,7 @@ error at most ``gamma_n * sum |terms|`` with ``gamma_n = n u / (1 - n u)`` and
 import hashlib
 import numbers
 import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -194,3 +195,48 @@ def check_norm(norm):
 def dual_exponent(p):
     """Dual exponent ``q`` with ``1/p + 1/q = 1`` for ``p`` in ``{1, 2, inf}``."""
     return {1.0: np.inf, 2.0: 2.0}.get(p, 1.0)
+
+
+class RowCache:
+    """Thread-safe LRU cache of per-point rows of one model, keyed by the point's content.
+
+    The certificate evaluates the bounds of the same points at many radii; rows
+    that do not depend on the radius (gradients at ``x``, distances from ``x``)
+    are cached here. Only the last model's rows are kept: a lookup with another
+    model key empties the cache.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._model = None
+        self._rows = OrderedDict()
+
+    def clear(self):
+        """Forget every row."""
+        with self._lock:
+            self._model = None
+            self._rows = OrderedDict()
+
+    def lookup(self, model_key, keys):
+        """The cached row of each key (``None`` where missing); ``model_key`` becomes current."""
+        out = []
+        with self._lock:
+            if self._model != model_key:
+                self._model = model_key
+                self._rows = OrderedDict()
+            for k in keys:
+                hit = self._rows.get(k)
+                if hit is not None:
+                    self._rows.move_to_end(k)
+                out.append(hit)
+        return out
+
+    def store(self, model_key, items, cap):
+        """Insert ``(key, row)`` pairs if ``model_key`` is still current; keep the ``cap`` newest."""
+        with self._lock:
+            if self._model != model_key:
+                return
+            for k, row in items:
+                self._rows[k] = row
+            while len(self._rows) > cap:
+                self._rows.popitem(last=False)

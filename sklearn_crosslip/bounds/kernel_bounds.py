@@ -89,13 +89,13 @@ square root. Results are rounded up.
 import hashlib
 import math
 import threading
-from collections import OrderedDict
 
 import numpy as np
 
 from ._common import (
     EPS,
     TINY,
+    RowCache,
     check_box_arrays,
     check_method,
     check_norm,
@@ -121,8 +121,7 @@ DFIT_MAX_BYTES = 4 * 2**30  # largest n x n training distance matrix we material
 
 _cache_lock = threading.Lock()
 _cache = {}
-_grad_lock = threading.Lock()
-_grad_cache = {"model": None, "rows": OrderedDict()}
+_grad_cache = RowCache()
 
 
 def clear_cache():
@@ -137,9 +136,7 @@ def clear_cache():
     """
     with _cache_lock:
         _cache.clear()
-    with _grad_lock:
-        _grad_cache["model"] = None
-        _grad_cache["rows"] = OrderedDict()
+    _grad_cache.clear()
     from . import lp_kernel
 
     lp_kernel.clear_cache()
@@ -349,19 +346,11 @@ def _gradient_grams(model_key, X_fit, fnorm, A, gamma, Xb, kv, krel, dhi):
     keys = [_digest(Xb[i]) for i in range(mb)]
     gram = np.empty((mb, K, K))
     eta = np.empty((mb, K))
-    miss = []
-    with _grad_lock:
-        if _grad_cache["model"] != model_key:
-            _grad_cache["model"] = model_key
-            _grad_cache["rows"] = OrderedDict()
-        rows = _grad_cache["rows"]
-        for i, k in enumerate(keys):
-            hit = rows.get(k)
-            if hit is None:
-                miss.append(i)
-            else:
-                rows.move_to_end(k)
-                gram[i], eta[i] = hit
+    hits = _grad_cache.lookup(model_key, keys)
+    miss = [i for i, hit in enumerate(hits) if hit is None]
+    for i, hit in enumerate(hits):
+        if hit is not None:
+            gram[i], eta[i] = hit
     if miss:
         miss = np.asarray(miss)
         G, em = _gradients_with_errors(X_fit, fnorm, A, gamma, Xb[miss], kv[miss],
@@ -369,14 +358,8 @@ def _gradient_grams(model_key, X_fit, fnorm, A, gamma, Xb, kv, krel, dhi):
         gm = np.einsum("mkd,mld->mkl", G, G)
         gram[miss] = gm
         eta[miss] = em
-        with _grad_lock:
-            if _grad_cache["model"] == model_key:
-                rows = _grad_cache["rows"]
-                for t, i in enumerate(miss):
-                    rows[keys[i]] = (gm[t], em[t])
-                cap = max(1024, GRAD_CACHE_BYTES // (8 * (K * K + K)))
-                while len(rows) > cap:
-                    rows.popitem(last=False)
+        _grad_cache.store(model_key, [(keys[i], (gm[t], em[t])) for t, i in enumerate(miss)],
+                          cap=max(1024, GRAD_CACHE_BYTES // (8 * (K * K + K))))
     return gram, eta
 
 

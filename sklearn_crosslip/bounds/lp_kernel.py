@@ -71,12 +71,10 @@ triangle sum over all points bounds, and that is added. Results are rounded up.
 """
 
 import math
-import threading
-from collections import OrderedDict
 
 import numpy as np
 
-from ._common import EPS, TINY, gamma as gam
+from ._common import EPS, TINY, RowCache, gamma as gam
 from ._kernel_numba import triangle_terms, weighted_abs_sums
 from ._lp_kernel_numba import coordinate_interval_sums, lq_distances, signed_interval_sums
 from .kernel_bounds import (
@@ -95,15 +93,12 @@ _BLOCK = 256  # points per block
 LQ_CACHE_BYTES = 512 * 2**20  # cached ||x - x_r||_q rows (float32)
 _F32_UP = 1.0 + 2.0**-20  # v * _F32_UP rounded to float32 is still >= v
 
-_lq_lock = threading.Lock()
-_lq_cache = {"model": None, "rows": OrderedDict()}
+_lq_cache = RowCache()
 
 
 def clear_cache():
     """Release the cached ``||x - x_r||_q`` rows (see :func:`local_cross_lipschitz`)."""
-    with _lq_lock:
-        _lq_cache["model"] = None
-        _lq_cache["rows"] = OrderedDict()
+    _lq_cache.clear()
 
 
 def global_cross_lipschitz(dual_coef, gamma, p, n_features=None):
@@ -151,19 +146,11 @@ def _row_stats(model_key, X_fit, fnorm, A, gamma, Xb, d2, derr, qinf):
     keys = [_digest(Xb[i]) for i in range(mb)]
     nq = np.empty((mb, n))
     Dq = np.empty((mb, K, K))
-    miss = []
-    with _lq_lock:
-        if _lq_cache["model"] != key_model:
-            _lq_cache["model"] = key_model
-            _lq_cache["rows"] = OrderedDict()
-        rows = _lq_cache["rows"]
-        for i, k in enumerate(keys):
-            hit = rows.get(k)
-            if hit is None:
-                miss.append(i)
-            else:
-                rows.move_to_end(k)
-                nq[i], Dq[i] = hit
+    hits = _lq_cache.lookup(key_model, keys)
+    miss = [i for i, hit in enumerate(hits) if hit is None]
+    for i, hit in enumerate(hits):
+        if hit is not None:
+            nq[i], Dq[i] = hit
     if miss:
         miss = np.asarray(miss)
         Xm = np.ascontiguousarray(Xb[miss])
@@ -185,14 +172,8 @@ def _row_stats(model_key, X_fit, fnorm, A, gamma, Xb, d2, derr, qinf):
         cq = 1.0 if qinf else math.sqrt(d) * (1.0 + 4 * EPS)
         D = D * (1.0 + gam(d + 8)) + cq * (eta[:, :, None] + eta[:, None, :]) * (1.0 + 8 * EPS)
         Dq[miss] = D
-        with _lq_lock:
-            if _lq_cache["model"] == key_model:
-                rows = _lq_cache["rows"]
-                for t, i in enumerate(miss):
-                    rows[keys[i]] = (V32[t], D[t])
-                cap = max(256, LQ_CACHE_BYTES // (4 * n + 8 * K * K))
-                while len(rows) > cap:
-                    rows.popitem(last=False)
+        _lq_cache.store(key_model, [(keys[i], (V32[t], D[t])) for t, i in enumerate(miss)],
+                        cap=max(256, LQ_CACHE_BYTES // (4 * n + 8 * K * K)))
     return nq, Dq
 
 
