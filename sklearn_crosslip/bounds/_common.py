@@ -232,7 +232,7 @@ class RowCache:
         return out
 
     def store(self, model_key, items, cap):
-        """Insert ``(key, row)`` pairs if ``model_key`` is still current; keep the ``cap`` newest."""
+        """Insert ``(key, row)`` pairs if ``model_key`` is still current; keep ``cap`` rows."""
         with self._lock:
             if self._model != model_key:
                 return
