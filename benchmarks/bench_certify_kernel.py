@@ -76,7 +76,9 @@ def get_model(args, X, y):
     est = KernelCrossLipClassifier()
     if args.coef:
         z = np.load(args.coef)
-        est.fit(X[:200], y[:200])  # sets the fitted attributes; replaced below
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X[:200], y[:200])  # sets the fitted attributes; replaced below
         est.X_fit_ = X
         est.dual_coef_ = z["A"]
         est.gamma_ = float(z["gamma"])

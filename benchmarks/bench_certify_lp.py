@@ -63,62 +63,16 @@ Run from the repository root under the shared CPU lock::
 
 import argparse
 import os
-import time
 import warnings
 
 import numpy as np
 
 from _timing import CPU, timed  # benchmarks/_timing.py (script directory)
+from bench_certify_kernel import get_model as get_kernel  # same models as those benchmarks
+from bench_certify_mlp import get_model as get_mlp
 from sklearn_crosslip.datasets import load_mnist
-from sklearn_crosslip.kernel import KernelCrossLipClassifier
-from sklearn_crosslip.mlp import MLPCrossLipClassifier
 
 PUBLISHED = "published (1x1024 ReLU, L-inf 0.1): plain 0 %, MMR 75.1 %, Wong & Kolter 89.1 %"
-
-
-def get_mlp(args, X, y):
-    est = MLPCrossLipClassifier(hidden_units=1024, regularizer="cross_lipschitz",
-                                max_iter=args.max_iter, random_state=0)
-    if args.weights:
-        z = np.load(args.weights)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            est.fit(X[:50], y[:50])  # sets classes_ etc.; weights replaced below
-        est.coefs_ = [z["W1"], z["W2"]]
-        est.intercepts_ = [z["b1"], z["b2"]]
-        return est, 0.0
-    t = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(X, y)
-    fit_time = time.perf_counter() - t
-    if args.save_weights:
-        np.savez(args.save_weights, W1=est.coefs_[0], W2=est.coefs_[1],
-                 b1=est.intercepts_[0], b2=est.intercepts_[1])
-    return est, fit_time
-
-
-def get_kernel(args, X, y):
-    est = KernelCrossLipClassifier()
-    if args.coef:
-        z = np.load(args.coef)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            est.fit(X[:200], y[:200])  # sets the fitted attributes; replaced below
-        est.X_fit_ = X
-        est.dual_coef_ = z["A"]
-        est.gamma_ = float(z["gamma"])
-        if hasattr(est, "_X_fit_sqnorm"):
-            del est._X_fit_sqnorm
-        return est, 0.0
-    t = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(X, y)
-    fit_time = time.perf_counter() - t
-    if args.save_coef:
-        np.savez(args.save_coef, A=est.dual_coef_, gamma=est.gamma_)
-    return est, fit_time
 
 
 def load():

@@ -49,7 +49,9 @@ def get_model(args, X, y):
                                 max_iter=args.max_iter, random_state=0)
     if args.weights:
         z = np.load(args.weights)
-        est.fit(X[:50], y[:50])  # sets classes_ etc.; weights replaced below
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X[:50], y[:50])  # sets classes_ etc.; weights replaced below
         est.coefs_ = [z["W1"], z["W2"]]
         est.intercepts_ = [z["b1"], z["b2"]]
         return est, 0.0
