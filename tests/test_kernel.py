@@ -54,10 +54,15 @@ def _literal_input_gradients(alpha, X_fit, gamma, X):
     return G
 
 
-def _literal_omega(alpha, X, gamma):
-    """Eq. (6): 1/(n K^2) sum_i sum_{l,m} ||grad f_l(x_i) - grad f_m(x_i)||^2."""
-    K, n = alpha.shape
-    G = _literal_input_gradients(alpha, X, gamma, X)
+def _literal_omega(alpha, X_fit, gamma, X=None):
+    """Eq. (6): 1/(n K^2) sum_{i <= n} sum_{l,m} ||grad f_l(x_i) - grad f_m(x_i)||^2.
+
+    The expansion is over ``X_fit``; the mean runs over the training points ``X``
+    (``X_fit`` itself when None, the paper's model).
+    """
+    X = X_fit if X is None else X
+    K, n = alpha.shape[0], X.shape[0]
+    G = _literal_input_gradients(alpha, X_fit, gamma, X)
     total = 0.0
     for i in range(n):
         for l_ in range(K):

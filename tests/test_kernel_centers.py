@@ -6,7 +6,6 @@ import joblib
 import numpy as np
 import pytest
 from scipy.optimize import minimize
-from sklearn.datasets import make_blobs
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import NearestNeighbors
@@ -20,37 +19,10 @@ from sklearn_crosslip.kernel import (
 )
 from sklearn_crosslip.regularizers.kernel import cross_lipschitz, cross_lipschitz_matrix
 
-REGULARIZERS = ["cross_lipschitz", "rkhs", "none"]
-
-
-def _data(n=60, d=5, K=3, seed=0):
-    X, y = make_blobs(n_samples=n, n_features=d, centers=K, cluster_std=2.0, random_state=seed)
-    X = (X - X.min(0)) / (X.max(0) - X.min(0))
-    return X, y
-
-
-def _literal_gradients(alpha, Z, gamma, X):
-    """grad f_l(x_i) = -2 gamma sum_r alpha_lr k(x_i, z_r) (x_i - z_r), by loops."""
-    K, m = alpha.shape
-    G = np.zeros((X.shape[0], K, X.shape[1]))
-    for i, x in enumerate(X):
-        for r in range(m):
-            k = np.exp(-gamma * np.sum((x - Z[r]) ** 2))
-            for l_ in range(K):
-                G[i, l_] += -2.0 * gamma * alpha[l_, r] * k * (x - Z[r])
-    return G
-
-
-def _literal_omega(alpha, Z, gamma, X):
-    """Eq. (6): 1/(n K^2) sum_{i <= n} sum_{l,m} ||grad f_l(x_i) - grad f_m(x_i)||^2."""
-    K = alpha.shape[0]
-    G = _literal_gradients(alpha, Z, gamma, X)
-    total = 0.0
-    for i in range(X.shape[0]):
-        for l_ in range(K):
-            for m in range(K):
-                total += np.sum((G[i, l_] - G[i, m]) ** 2)
-    return total / (X.shape[0] * K * K)
+# the literal references of the expansion over all training points serve here too
+from test_kernel import REGULARIZERS, _data  # noqa: E402  (tests/ is on sys.path)
+from test_kernel import _literal_input_gradients as _literal_gradients  # noqa: E402
+from test_kernel import _literal_omega  # noqa: E402
 
 
 def _direct_objective(alpha, b, Z, X, y_idx, gamma, regularizer, lam):
