@@ -217,19 +217,26 @@ class RowCache:
             self._model = None
             self._rows = OrderedDict()
 
-    def lookup(self, model_key, keys):
-        """The cached row of each key (``None`` where missing); ``model_key`` becomes current."""
-        out = []
+    def fill(self, model_key, keys, outs):
+        """Copy the cached rows of ``keys`` into ``outs``; return the indices of the misses.
+
+        ``outs`` are arrays with one entry per key and one per part of a cached
+        row; ``model_key`` becomes the current model.
+        """
+        miss = []
         with self._lock:
             if self._model != model_key:
                 self._model = model_key
                 self._rows = OrderedDict()
-            for k in keys:
+            for i, k in enumerate(keys):
                 hit = self._rows.get(k)
-                if hit is not None:
-                    self._rows.move_to_end(k)
-                out.append(hit)
-        return out
+                if hit is None:
+                    miss.append(i)
+                    continue
+                self._rows.move_to_end(k)
+                for out, part in zip(outs, hit):
+                    out[i] = part
+        return miss
 
     def store(self, model_key, items, cap):
         """Insert ``(key, row)`` pairs if ``model_key`` is still current; keep ``cap`` rows."""

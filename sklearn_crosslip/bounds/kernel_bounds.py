@@ -346,11 +346,7 @@ def _gradient_grams(model_key, X_fit, fnorm, A, gamma, Xb, kv, krel, dhi):
     keys = [_digest(Xb[i]) for i in range(mb)]
     gram = np.empty((mb, K, K))
     eta = np.empty((mb, K))
-    hits = _grad_cache.lookup(model_key, keys)
-    miss = [i for i, hit in enumerate(hits) if hit is None]
-    for i, hit in enumerate(hits):
-        if hit is not None:
-            gram[i], eta[i] = hit
+    miss = _grad_cache.fill(model_key, keys, (gram, eta))
     if miss:
         miss = np.asarray(miss)
         G, em = _gradients_with_errors(X_fit, fnorm, A, gamma, Xb[miss], kv[miss],

@@ -146,11 +146,7 @@ def _row_stats(model_key, X_fit, fnorm, A, gamma, Xb, d2, derr, qinf):
     keys = [_digest(Xb[i]) for i in range(mb)]
     nq = np.empty((mb, n))
     Dq = np.empty((mb, K, K))
-    hits = _lq_cache.lookup(key_model, keys)
-    miss = [i for i, hit in enumerate(hits) if hit is None]
-    for i, hit in enumerate(hits):
-        if hit is not None:
-            nq[i], Dq[i] = hit
+    miss = _lq_cache.fill(key_model, keys, (nq, Dq))
     if miss:
         miss = np.asarray(miss)
         Xm = np.ascontiguousarray(Xb[miss])
