@@ -171,15 +171,18 @@ def main():
     parser.add_argument("--certify-only", default=None, metavar="MODEL",
                         help="certify a saved model (joblib) instead of training")
     parser.add_argument("--subset", default="full", choices=["full", "5k"])
-    parser.add_argument("--eps", type=float, default=0.45, help="training radius")
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--eps", type=float, default=0.5, help="training radius")
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--schedule", default="step", choices=["step", "constant"],
+                        help="learning_rate of the first phase: 'step' divides it by 10 after "
+                             "72 %% and by 100 after 88 %% of the updates (the authors' schedule)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--finetune-epochs", type=int, nargs="*", default=[30],
+    parser.add_argument("--finetune-epochs", type=int, nargs="*", default=[],
                         help="epochs of further phases at lower learning rates (warm start, "
                              "full eps)")
-    parser.add_argument("--finetune-lr-factor", type=float, nargs="*", default=[0.1],
+    parser.add_argument("--finetune-lr-factor", type=float, nargs="*", default=[],
                         help="learning rate of each further phase, as a factor of --lr")
     parser.add_argument("--resume", default=None, metavar="DIR",
                         help="skip the first phase: load DIR/model.joblib and DIR/figures.json")
@@ -201,7 +204,7 @@ def main():
         with open(os.path.join(args.resume, "figures.json")) as fh:
             first = json.load(fh)
         keep = ("train_points", "eps_train", "epochs", "warmup", "batch_size", "lr",
-                "epoch_cross_lipschitz_s", "train_total_s", "n_epochs",
+                "schedule", "epoch_cross_lipschitz_s", "train_total_s", "n_epochs",
                 "epoch_median_certified_s", "epoch_times_s", "loss_curve", "epoch_ratio",
                 "finetune", "finetune_epochs", "resumed_from")
         res = {k: first[k] for k in keep if k in first}
@@ -211,7 +214,8 @@ def main():
         common = dict(hidden_units=1024, solver="adam", batch_size=args.batch_size,
                       learning_rate_init=args.lr, random_state=0)
         res = dict(train_points=int(X.shape[0]), eps_train=args.eps, epochs=args.epochs,
-                   warmup=args.warmup, batch_size=args.batch_size, lr=args.lr)
+                   warmup=args.warmup, batch_size=args.batch_size, lr=args.lr,
+                   schedule=args.schedule)
         if not args.skip_cl:
             cl = MLPCrossLipClassifier(regularizer="cross_lipschitz", max_iter=1, **common)
             _, cl_epochs = fit_timed(cl, X, y)
@@ -221,7 +225,7 @@ def main():
             del cl
         est = MLPCrossLipClassifier(regularizer="none", max_iter=args.epochs,
                                     certified_margin=args.eps, certified_warmup=args.warmup,
-                                    **common)
+                                    learning_rate=args.schedule, **common)
         total, per_epoch = fit_timed(est, X, y)
         loads.append(load_average())
         res.update(train_total_s=total, n_epochs=int(est.n_iter_),
@@ -240,6 +244,7 @@ def main():
     for n_ep, factor in phases:
         # further phase: a lower learning rate (Adam restarted), full radius
         est.set_params(warm_start=True, max_iter=n_ep, certified_warmup=0,
+                       learning_rate="constant",
                        learning_rate_init=args.lr * factor)
         total2, per2 = fit_timed(est, X, y)
         loads.append(load_average())

@@ -106,3 +106,43 @@ def test_check_claims_verdicts_follow_the_numbers():
     assert "5.0" in verdict["local_better"][1]  # 1 / 0.2
     # nothing to judge without models
     assert {v for _, v, _ in check_claims({})} == {"n/a"}
+
+
+def test_check_fidelity_follows_the_targets():
+    from sklearn_crosslip.experiments.paper import FIDELITY_TARGETS, PAPER_TABLE1_MNIST
+    from sklearn_crosslip.experiments.report import check_fidelity
+
+    def selection(plain_err, aug_err, kcl_err, ratios):
+        sel = {("kernel", "plain", "cross_lipschitz"): {"test_error": kcl_err}}
+        for reg in MLP_REGULARIZERS:
+            sel[("mlp", "plain", reg)] = {"test_error": plain_err,
+                                         "global_local_ratio": ratios[reg]}
+            sel[("mlp", "augmentation", reg)] = {"test_error": aug_err}
+        return sel
+
+    close = {g: v + 0.1 for g, v in PAPER_TABLE1_MNIST.items()}
+    checks = check_fidelity(selection(1.9, 1.4, 1.6, close))
+    assert [k for k, _, _ in checks] == list(FIDELITY_TARGETS)
+    assert all(v == "yes" for _, v, _ in checks), checks
+    far = dict(close, dropout=0.1)  # dropout now smallest and 0.38 off the paper
+    verdict = {k: (v, ev) for k, v, ev in check_fidelity(selection(2.1, 1.6, 1.8, far))}
+    assert {v for v, _ in verdict.values()} == {"no"}, verdict
+    assert "Dropout" in verdict["table1_close"][1] and "+0.36" in verdict["kernel_cl_error"][1]
+    # a missing regulariser cannot pass a target that names every regulariser
+    sel = selection(1.9, 1.4, 1.6, close)
+    del sel[("mlp", "augmentation", "dropout")]
+    assert dict((k, v) for k, v, _ in check_fidelity(sel))["augmentation_error"] == "n/a"
+    assert {v for _, v, _ in check_fidelity({})} == {"n/a"}
+
+
+def test_paper_mode_report_states_deviations_and_fidelity(tmp_path):
+    from sklearn_crosslip.experiments.paper import PAPER_MODE_DEVIATIONS
+
+    recs = _records(np.random.RandomState(2))
+    text = open(write_report(recs, str(tmp_path), ReproduceConfig.from_mode("paper"))).read()
+    assert "## Deviations from the authors' recipe" in text
+    for what, *_ in PAPER_MODE_DEVIATIONS:
+        assert f"| {what} |" in text
+    assert "## How close this run is to the paper's setting" in text
+    quick = open(write_report(recs, str(tmp_path), ReproduceConfig.from_mode(True))).read()
+    assert "Deviations" not in quick
