@@ -5,6 +5,10 @@ reproduction, on the bundled 5000-image subset) with ``jobs=1`` and ``jobs=2``, 
 same run, and prints the wall times and their ratio (median of ``--repeats`` runs).
 
     python benchmarks/bench_reproduce_jobs.py [--epochs 4] [--repeats 3] [--batch 64]
+        [--data full]
+
+``--data full`` trains on the official 60000 images (50000 to fit), as the paper-scale
+run does (use it with ``--batch 256`` and a couple of epochs).
 """
 
 import argparse
@@ -23,13 +27,17 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--n-eval", type=int, default=200)
+    ap.add_argument("--data", default="5k", choices=["5k", "full"])
     args = ap.parse_args()
-    cfg = ReproduceConfig(quick=True, n_train=5000, n_val=1000, n_eval=args.n_eval,
+    n_train, n_val = (5000, 1000) if args.data == "5k" else (60000, 10000)
+    cfg = ReproduceConfig(quick=True, data=args.data, n_train=n_train, n_val=n_val,
+                          n_eval=args.n_eval,
                           mlp_settings=("plain",), mlp_max_iter=args.epochs,
                           mlp_batch_size=args.batch,
                           mlp_lams={"none": (0.0,), "weight_decay": (1e-4,), "dropout": (0.5,),
                                     "cross_lipschitz": (1e-2,), "certified": (0.3,)})
-    print(f"{os.cpu_count()} cores; load average before: {os.getloadavg()}")
+    print(f"{os.cpu_count()} cores; data {args.data} ({n_train - n_val} images to fit), batch "
+          f"{args.batch}, {args.epochs} epochs; load average before: {os.getloadavg()}")
     times = {1: [], 2: []}
     for rep in range(args.repeats):
         for jobs in (1, 2):

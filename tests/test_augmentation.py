@@ -58,3 +58,50 @@ def test_deterministic_range_and_label_preserving_mass():
 def test_bad_shape():
     with pytest.raises(ValueError, match="shape"):
         random_affine_images(np.zeros((3, 10)), (28, 28), np.random.default_rng(0))
+
+
+def _reference_warp(X, rows, cols, angle, scale, shear, shift):
+    """The NumPy/SciPy form of the warp: coordinates, then ndimage.map_coordinates."""
+    from scipy import ndimage
+
+    n = X.shape[0]
+    ci, cj = (rows - 1) / 2.0, (cols - 1) / 2.0
+    ii, jj = np.meshgrid(np.arange(rows, dtype=float), np.arange(cols, dtype=float),
+                         indexing="ij")
+    di = ii[None] - ci - shift[:, 0, None, None]
+    dj = jj[None] - cj - shift[:, 1, None, None]
+    cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
+    s = scale[:, None, None]
+    ri = (cos * di + sin * dj) / s
+    rj = (-sin * di + cos * dj) / s - np.tan(shear)[:, None, None] * ri
+    coords = np.stack([np.broadcast_to(np.arange(n, dtype=float)[:, None, None], (n, rows, cols)),
+                       ri + ci, rj + cj])
+    return ndimage.map_coordinates(X.reshape(n, rows, cols), coords, order=1, mode="constant",
+                                   cval=0.0, prefilter=False).reshape(n, -1)
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (9, 13)])
+def test_numba_warp_matches_scipy_map_coordinates(shape):
+    # random images with ink up to the border, strong distortions (shear included):
+    # the kernel must give ndimage's bilinear, zero-outside values everywhere
+    rows, cols = shape
+    rng = np.random.RandomState(1)
+    n = 300
+    X = rng.uniform(size=(n, rows * cols))
+    angle = np.deg2rad(rng.uniform(-40, 40, n))
+    scale = 1.0 + rng.uniform(-0.3, 0.3, n)
+    shear = rng.uniform(-0.4, 0.4, n)
+    shift = rng.uniform(-4, 4, (n, 2))
+
+    class _Replay:
+        def __init__(self):
+            self.draws = [np.rad2deg(angle), scale - 1.0, shear, shift]
+
+        def uniform(self, low, high, size=None):
+            return self.draws.pop(0)
+
+    out = random_affine_images(X, shape, _Replay(), max_shift=4, max_rotation=40, max_scale=0.3,
+                               max_shear=0.4)
+    ref = np.clip(_reference_warp(X, rows, cols, angle, scale, shear, shift), 0.0, X.max())
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-12)
+    assert np.mean(out == 0.0) > 0.01  # some samples fell outside the image
