@@ -115,3 +115,64 @@ def test_step_learning_rate_schedule():
     assert const.loss_curve_[9] != step.loss_curve_[9]
     with pytest.raises(ValueError, match="learning_rate"):
         MLPCrossLipClassifier(learning_rate="cosine").fit(X, y)
+
+
+def test_linearized_training_change_solves_the_authors_problem(images):
+    """Runner-up class, a fraction u in [0, 1) of the linearised margin, minimal L2, in the box."""
+    from sklearn_crosslip.attacks import linearized_training_change, min_norm_box_halfspace
+
+    X, y = images
+    est = _fit(X, y, max_iter=5)
+    F = est._logits(X)
+    order = np.argsort(F, axis=1)
+    c, j = order[:, -1], order[:, -2]
+    rows = np.arange(X.shape[0])
+    grads = est._input_gradients(X)
+    G = grads[rows, j] - grads[rows, c]
+    np.testing.assert_allclose(est._input_gradient_difference(X, c, j), G, rtol=1e-10,
+                               atol=1e-12)
+    delta = linearized_training_change(est, X, np.random.default_rng(5), 0.0, 1.0)
+    u = np.random.default_rng(5).uniform(size=X.shape[0])  # the same fractions
+    b = u * (F[rows, c] - F[rows, j])
+    ref, feasible = min_norm_box_halfspace(G, b, X, 0.0, 1.0, p=2)
+    ref[~feasible] = 0.0
+    np.testing.assert_allclose(delta, ref, atol=1e-12)
+    assert np.all(X + delta >= 0.0) and np.all(X + delta <= 1.0)
+    moved = np.linalg.norm(delta, axis=1) > 0
+    assert moved.mean() > 0.9
+    # the linearised runner-up margin closes by the fraction u, not more
+    np.testing.assert_allclose(np.einsum("id,id->i", G, delta)[moved], b[moved], rtol=1e-6)
+    # without _input_gradient_difference (other model families) the same changes
+    class _NoPair:
+        def __init__(self, est):
+            self._logits, self._input_gradients = est._logits, est._input_gradients
+
+    other = linearized_training_change(_NoPair(est), X, np.random.default_rng(5), 0.0, 1.0)
+    np.testing.assert_allclose(other, delta, atol=1e-10)
+
+
+def test_adversarial_attack_linearized_trains_on_changed_points(images, monkeypatch):
+    import sklearn_crosslip.attacks.training as training
+
+    X, y = images
+    seen = []
+    orig = training.linearized_training_change
+
+    def spy(est, Xb, rng, lo, hi):
+        delta = orig(est, Xb, rng, lo, hi)
+        seen.append((Xb.shape[0], lo, hi, delta))
+        return delta
+
+    monkeypatch.setattr(training, "linearized_training_change", spy)
+    boundary = _fit(X, y, adversarial_fraction=0.5, input_box=(0.0, 1.0))
+    lin = _fit(X, y, adversarial_fraction=0.5, input_box=(0.0, 1.0),
+               adversarial_attack="linearized")
+    lin2 = _fit(X, y, adversarial_fraction=0.5, input_box=(0.0, 1.0),
+                adversarial_attack="linearized")
+    assert len(seen) == 2 * 9 and all(n == 20 for n, *_ in seen)
+    assert np.all(seen[0][1] == 0.0) and np.all(seen[0][2] == 1.0)
+    assert np.mean([np.linalg.norm(d, axis=1).mean() for *_, d in seen]) > 0
+    np.testing.assert_array_equal(lin.coefs_[0], lin2.coefs_[0])
+    assert not np.allclose(lin.coefs_[0], boundary.coefs_[0])
+    with pytest.raises(ValueError, match="adversarial_attack"):
+        _fit(X, y, adversarial_fraction=0.5, adversarial_attack="pgd")

@@ -4,9 +4,12 @@
   for p in {1, 2, inf}, batched (Proposition 4.1).
 - :func:`adversarial_perturbation`: the attack behind
   ``estimator.adversarial_perturbation``.
+- :func:`linearized_training_change`: the authors' cheap adversarial-training
+  examples (one linearisation toward the runner-up class, a random fraction of
+  the margin, no boundary search).
 """
 
-__all__ = ["min_norm_box_halfspace", "adversarial_perturbation"]
+__all__ = ["min_norm_box_halfspace", "adversarial_perturbation", "linearized_training_change"]
 
 
 def __getattr__(name):
@@ -19,6 +22,10 @@ def __getattr__(name):
         from .boundary import adversarial_perturbation
 
         return adversarial_perturbation
+    if name == "linearized_training_change":
+        from .training import linearized_training_change
+
+        return linearized_training_change
     raise AttributeError(f"module 'sklearn_crosslip.attacks' has no attribute {name!r}")
 
 
