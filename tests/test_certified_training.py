@@ -223,6 +223,7 @@ def test_lbfgs_certified_training(blobs):
     dict(regularizer="weight_decay", lam=1e-4),
     dict(regularizer="dropout", dropout_rate=0.2),
     dict(adversarial_fraction=0.5, input_box=(0.0, 1.0), max_iter=3),
+    dict(adversarial_fraction=0.5, input_box=(0.0, 1.0), adversarial_attack="linearized"),
     dict(augmentation=lambda Xb, rng: np.clip(Xb + rng.normal(0, 0.02, Xb.shape), 0, 1)),
     dict(certified_bound="global"),
 ])
