@@ -215,7 +215,7 @@ def check_fidelity(selected):
         out.append(("kernel_cl_error", "n/a", "K-CL missing"))
     else:
         paper = PAPER_KERNEL_TABLE["cross_lipschitz"]["test_error"]
-        gap = kcl["test_error"] - paper
+        gap = round(kcl["test_error"] - paper, 2) + 0.0  # no "-0.00"
         out.append(("kernel_cl_error",
                     "yes" if abs(gap) <= FIDELITY_TARGETS["kernel_cl_error"][1] else "no",
                     f"K-CL {kcl['test_error']:.2f} % (paper {paper:.2f} %, difference "
