@@ -66,7 +66,6 @@ def linearized_training_change(est, X, rng, lo=None, hi=None):
     b = (F[rows, c] - F[rows, j]) * rng.uniform(size=m)
     delta, feasible = min_norm_box_halfspace(G, b, X, lo, hi, p=2)
     delta[~np.asarray(feasible, dtype=bool)] = 0.0
-    np.nan_to_num(delta, copy=False, nan=0.0)
     if lo is not None or hi is not None:
         # remove last-bit overshoot of the box
         delta = np.clip(X + delta, -np.inf if lo is None else lo,
