@@ -57,6 +57,29 @@ def test_report_tables_and_figures(tmp_path):
     assert (tmp_path / "figure3_adversarial.png").stat().st_size > 1000
 
 
+def test_report_keeps_figure3_when_earlier_deltas_are_gone(tmp_path):
+    # A run resumed on a fresh machine has no deltas of earlier models: Figure 3 is kept, not
+    # redrawn with models missing, and the report still lists it.
+    pytest.importorskip("matplotlib")
+    rng = np.random.RandomState(0)
+    recs = _records(rng)
+    X = rng.uniform(0, 1, size=(6, 784))
+    y = np.array([3, 1, 2, 1, 0, 5])
+    full = {r["name"]: (rng.normal(0, 0.1, size=X.shape), rng.randint(0, 10, size=6))
+            for r in recs if r.get("selected") or r["family"] == "mlp"}
+    cfg = ReproduceConfig.from_mode(True)
+    write_report(recs, str(tmp_path), cfg, full, X, y)
+    fig3 = tmp_path / "figure3_adversarial.png"
+    before = fig3.read_bytes()
+    partial = {k: v for k, v in full.items() if not k.startswith("kernel-")}
+    text = open(write_report(recs, str(tmp_path), cfg, partial, X, y)).read()
+    assert fig3.read_bytes() == before
+    assert "figure3_adversarial.png" in text and "earlier part of this run" in text
+    fig3.unlink()
+    text = open(write_report(recs, str(tmp_path), cfg, {}, X, y)).read()
+    assert not fig3.exists() and "figure3_adversarial.png" not in text
+
+
 def test_report_states_wall_time_and_completion(tmp_path):
     recs = _records(np.random.RandomState(1))
     cfg = ReproduceConfig.from_mode(True)

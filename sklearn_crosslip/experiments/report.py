@@ -503,9 +503,16 @@ def _write_figures(records, sel, out_dir, deltas, X_eval, y_eval):
         figures.append(("Figure 2: upper (left) and lower (right) bounds against test error, one "
                         "row per setting (plain, augmentation, adversarial training)",
                         "figure2_bounds.png"))
-    chosen = [(k, r) for k, r in sorted(sel.items()) if r["name"] in deltas
-              and (k[0] == "kernel" or k[1] == "plain")]
-    if chosen and X_eval is not None:
+    wanted = [(k, r) for k, r in sorted(sel.items()) if k[0] == "kernel" or k[1] == "plain"]
+    chosen = [(k, r) for k, r in wanted if r["name"] in deltas]
+    fig3 = os.path.join(out_dir, "figure3_adversarial.png")
+    if len(chosen) < len(wanted) and os.path.exists(fig3):
+        # The deltas are not kept in version control; a run resumed on another machine lacks
+        # those of earlier models. Keep the figure drawn while they were all available rather
+        # than redraw it with models missing.
+        figures.append(("Figure 3: a test digit and each model's adversarial image (drawn by "
+                        "an earlier part of this run)", "figure3_adversarial.png"))
+    elif chosen and X_eval is not None:
         # Figure 3: one test digit and each model's adversarial image.
         ok = np.ones(X_eval.shape[0], dtype=bool)
         for _, r in chosen:
