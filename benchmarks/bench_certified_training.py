@@ -189,6 +189,13 @@ def main():
     parser.add_argument("--schedule", default="step", choices=["step", "constant"],
                         help="learning_rate of the first phase: 'step' divides it by 10 after "
                              "72 %% and by 100 after 88 %% of the updates (the authors' schedule)")
+    parser.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                        help="return an exponential moving average of the weights "
+                             "(ema_decay of MLPCrossLipClassifier)")
+    parser.add_argument("--regularizer", default="none",
+                        choices=["none", "weight_decay", "cross_lipschitz"],
+                        help="regulariser combined with certified training")
+    parser.add_argument("--lam", type=float, default=None, help="its weight")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--finetune-epochs", type=int, nargs="*", default=[],
@@ -219,7 +226,7 @@ def main():
         with open(os.path.join(args.resume, "figures.json")) as fh:
             first = json.load(fh)
         keep = ("train_points", "eps_train", "epochs", "warmup", "batch_size", "lr",
-                "schedule", "epoch_cross_lipschitz_s", "train_total_s", "n_epochs",
+                "schedule", "ema_decay", "regularizer", "lam", "epoch_cross_lipschitz_s", "train_total_s", "n_epochs",
                 "epoch_median_certified_s", "epoch_times_s", "loss_curve", "epoch_ratio",
                 "finetune", "finetune_epochs", "resumed_from")
         res = {k: first[k] for k in keep if k in first}
@@ -231,7 +238,8 @@ def main():
         res = dict(train_points=int(X.shape[0]), holdout=args.holdout, eps_train=args.eps,
                    epochs=args.epochs,
                    warmup=args.warmup, batch_size=args.batch_size, lr=args.lr,
-                   schedule=args.schedule)
+                   schedule=args.schedule, ema_decay=args.ema, regularizer=args.regularizer,
+                   lam=args.lam)
         if not args.skip_cl:
             cl = MLPCrossLipClassifier(regularizer="cross_lipschitz", max_iter=1, **common)
             _, cl_epochs = fit_timed(cl, X, y)
@@ -239,7 +247,8 @@ def main():
             loads.append(load_average())
             print(f"one cross_lipschitz epoch: {cl_epochs[0]:.2f} s", flush=True)
             del cl
-        est = MLPCrossLipClassifier(regularizer="none", max_iter=args.epochs,
+        est = MLPCrossLipClassifier(regularizer=args.regularizer, lam=args.lam,
+                                    max_iter=args.epochs, ema_decay=args.ema,
                                     certified_margin=args.eps, certified_warmup=args.warmup,
                                     learning_rate=args.schedule, **common)
         total, per_epoch = fit_timed(est, X, y)

@@ -157,6 +157,13 @@ def _nesterov_range(p, g, v, lr, momentum, start, stop):
         p[k] += momentum * v[k] - lr * gk
 
 
+@njit(cache=True)
+def _ema_range(e, p, decay, start, stop):
+    # exponential moving average of the weights: e <- decay e + (1 - decay) p
+    for k in range(start, stop):
+        e[k] = decay * e[k] + (1.0 - decay) * p[k]
+
+
 # ---------------------------------------------------------- parallel wrappers
 @njit(cache=True, parallel=True)
 def _bias_and_exponent_par(Z, b, a, E):
@@ -221,6 +228,13 @@ def _nesterov_par(p, g, v, lr, momentum):
     n = p.shape[0]
     for c in prange((n + _CHUNK - 1) // _CHUNK):
         _nesterov_range(p, g, v, lr, momentum, c * _CHUNK, min(n, (c + 1) * _CHUNK))
+
+
+@njit(cache=True, parallel=True)
+def _ema_par(e, p, decay):
+    n = p.shape[0]
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        _ema_range(e, p, decay, c * _CHUNK, min(n, (c + 1) * _CHUNK))
 
 
 # -------------------------------------------------------------- Python layer
@@ -423,3 +437,24 @@ def nesterov_step_inplace(p, g, v, lr, momentum):
         _nesterov_par(p, g, v, lr, momentum)
     else:
         _nesterov_range(p, g, v, lr, momentum, 0, p.shape[0])
+
+
+def ema_update_inplace(e, p, decay):
+    """One update of an exponential moving average of the weights, in place.
+
+    ``e <- decay * e + (1 - decay) * p`` (Polyak averaging in its exponential
+    form).
+
+    Parameters
+    ----------
+    e : ndarray of shape (N,), float64
+        The running average (updated in place).
+    p : ndarray of shape (N,), float64
+        The current parameters.
+    decay : float
+        Weight of the old average, in [0, 1].
+    """
+    if _parallel_streaming(p):
+        _ema_par(e, p, decay)
+    else:
+        _ema_range(e, p, decay, 0, p.shape[0])

@@ -22,6 +22,7 @@ from sklearn.utils.validation import validate_data
 from ._mlp_numba import (
     adam_step_inplace,
     backprop_hidden_inplace,
+    ema_update_inplace,
     nesterov_step_inplace,
     softplus_and_derivative,
     softplus_derivative,
@@ -287,6 +288,16 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         mini-batch) from 0 to ``certified_margin``; the convergence test
         (``tol``) starts after them. Must not exceed ``max_iter``; must be 0
         with ``solver="lbfgs"``.
+    ema_decay : float or None, default=None
+        Stochastic solvers: keep an exponential moving average of the weights,
+        ``avg <- d avg + (1 - d) w`` after every mini-batch update with
+        ``d = min(ema_decay, (1 + t) / (10 + t))`` at update ``t`` (the
+        warm-up of TensorFlow's ``ExponentialMovingAverage``, so that the
+        random initialisation is forgotten quickly), and return the average as
+        the fitted weights (Polyak averaging; Polyak & Juditsky 1992). During
+        training ``coefs_`` hold the current, not the averaged, weights; the
+        loss curve is that of the current weights. ``None`` switches it off;
+        must be ``None`` with ``solver="lbfgs"``.
 
     Attributes
     ----------
@@ -372,6 +383,7 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         "certified_margin": [Interval(numbers.Real, 0, np.inf, closed="left")],
         "certified_bound": [StrOptions(set(CERTIFIED_BOUNDS))],
         "certified_warmup": [Interval(numbers.Integral, 0, None, closed="left")],
+        "ema_decay": [None, Interval(numbers.Real, 0, 1, closed="neither")],
     }
 
     def __init__(
@@ -397,6 +409,7 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         certified_margin=0.0,
         certified_bound="local_fast",
         certified_warmup=0,
+        ema_decay=None,
     ):
         self.hidden_units = hidden_units
         self.softplus_alpha = softplus_alpha
@@ -419,6 +432,7 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         self.certified_margin = certified_margin
         self.certified_bound = certified_bound
         self.certified_warmup = certified_warmup
+        self.ema_decay = ema_decay
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
@@ -444,6 +458,11 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(
                 "certified_warmup is a schedule over epochs of a stochastic solver; with "
                 "solver='lbfgs' use certified_warmup=0 (or solver='adam' / 'sgd')."
+            )
+        if self.ema_decay is not None and self.solver == "lbfgs":
+            raise ValueError(
+                "ema_decay averages the weights over the updates of a stochastic solver; "
+                "with solver='lbfgs' use ema_decay=None (or solver='adam' / 'sgd')."
             )
         if self.certified_warmup > self.max_iter:
             raise ValueError(
@@ -668,6 +687,7 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
         q = None
         if eps_max > 0:
             _, _, q = power_iteration(W1, None, n_iter=_POWER_ITER_START, random_state=rng)
+        ema = None if self.ema_decay is None else [p.copy() for p in params]
         for epoch in range(self.max_iter):
             perm = rng.permutation(n)
             total, seen = 0.0, 0
@@ -702,6 +722,10 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
                 else:  # SGD with Nesterov momentum, as scikit-learn's
                     for p, g, v in zip(params, grads, first):
                         nesterov_step_inplace(p.ravel(), g.ravel(), v.ravel(), lr, _MOMENTUM)
+                if ema is not None:
+                    decay = min(float(self.ema_decay), t / (9.0 + t))  # (1 + t') / (10 + t')
+                    for e, p in zip(ema, params):
+                        ema_update_inplace(e.ravel(), p.ravel(), decay)
             epoch_loss = total / seen
             self.loss_curve_.append(epoch_loss)
             if self.verbose:
@@ -725,6 +749,9 @@ class MLPCrossLipClassifier(RobustnessMixin, ClassifierMixin, BaseEstimator):
                 "epochs without converging; increase max_iter.",
                 ConvergenceWarning,
             )
+        if ema is not None:
+            for p, e in zip(params, ema):
+                p[...] = e  # in place: coefs_ / intercepts_ are views of params
         self.n_iter_ = epoch + 1
         self.loss_ = self.loss_curve_[-1]
 

@@ -176,3 +176,50 @@ def test_adversarial_attack_linearized_trains_on_changed_points(images, monkeypa
     assert not np.allclose(lin.coefs_[0], boundary.coefs_[0])
     with pytest.raises(ValueError, match="adversarial_attack"):
         _fit(X, y, adversarial_fraction=0.5, adversarial_attack="pgd")
+
+
+# ------------------------------------------------------------- weight averaging
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("decay", [0.5, 0.999])
+def test_ema_is_the_average_of_the_trajectory(images, solver, decay):
+    # One full batch per epoch, constant step: the first k updates do not depend on
+    # max_iter, so fits with max_iter = 1, 2, 3 give the trajectory p1, p2, p3 and the
+    # initialisation gives p0; the EMA fit must return their documented average.
+    X, y = images
+    kw = dict(solver=solver, batch_size=X.shape[0], regularizer="weight_decay", lam=1e-3,
+              learning_rate_init=0.05)
+    traj = [MLPCrossLipClassifier._initialize(64, 16, 3, np.random.RandomState(0))]
+    for k in (1, 2, 3):
+        est = _fit(X, y, max_iter=k, **kw)
+        traj.append([est.coefs_[0], est.intercepts_[0], est.coefs_[1], est.intercepts_[1]])
+    avg = [np.array(p, dtype=np.float64) for p in traj[0]]
+    for t in (1, 2, 3):
+        d = min(decay, t / (9.0 + t))
+        avg = [d * a + (1 - d) * p for a, p in zip(avg, traj[t])]
+    ema = _fit(X, y, max_iter=3, ema_decay=decay, **kw)
+    got = [ema.coefs_[0], ema.intercepts_[0], ema.coefs_[1], ema.intercepts_[1]]
+    for g, a, last in zip(got, avg, traj[3]):
+        np.testing.assert_allclose(g, a, rtol=0, atol=1e-12)
+        assert not np.allclose(g, last)  # the average, not the last iterate
+    # the loss curve is that of the current weights: the same as without averaging
+    np.testing.assert_allclose(ema.loss_curve_, est.loss_curve_, rtol=1e-12)
+
+
+def test_ema_kernel_matches_numpy_serial_and_parallel():
+    from sklearn_crosslip._mlp_numba import PARALLEL_MIN_SIZE_STREAMING, ema_update_inplace
+
+    rng = np.random.default_rng(0)
+    for n in (1000, PARALLEL_MIN_SIZE_STREAMING + 17):
+        e, p = rng.normal(size=n), rng.normal(size=n)
+        want = 0.9 * e + 0.1 * p
+        ema_update_inplace(e, p, 0.9)
+        np.testing.assert_allclose(e, want, rtol=1e-15, atol=1e-15)
+
+
+def test_ema_bad_values(images):
+    X, y = images
+    for bad in (0.0, 1.0, -0.5, 1.5, float("nan"), "0.9"):
+        with pytest.raises(ValueError, match="ema_decay"):
+            MLPCrossLipClassifier(solver="adam", ema_decay=bad).fit(X, y)
+    with pytest.raises(ValueError, match="ema_decay.*lbfgs"):
+        MLPCrossLipClassifier(solver="lbfgs", ema_decay=0.99).fit(X, y)
