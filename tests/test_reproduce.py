@@ -88,6 +88,21 @@ def test_reproduce_command_line_parts(tmp_path, monkeypatch, capsys):
     assert {r["family"] for r in recs} == {"kernel"}
 
 
+def test_report_counts_every_part_of_the_run(tmp_path):
+    # a run done in pieces (--parts kernel, then --parts mlp) is "complete" only at the end,
+    # and the count is of models, whichever part is running
+    cfg = _tiny_config()
+    cfg.mlp_settings = ("plain",)
+    n_kernel = 2 * (1 + 1 + 2) + len(KERNEL_REGULARIZERS)
+    n_mlp = len(NETWORK_GROUPS)
+    run_reproduce(str(tmp_path), config=cfg, parts=("kernel",))
+    text = (tmp_path / "report.md").read_text()
+    assert f"in progress, {n_kernel} of {n_kernel + n_mlp} models" in text
+    run_reproduce(str(tmp_path), config=cfg, parts=("mlp",))
+    text = (tmp_path / "report.md").read_text()
+    assert "(complete)" in text and "in progress" not in text
+
+
 def test_reproduce_command_rejects_unknown_part(tmp_path):
     with pytest.raises(SystemExit):
         main(["reproduce", "--out", str(tmp_path), "--parts", "svm"])

@@ -341,7 +341,7 @@ class _Run:
     matches ``cfg`` (see the module docstring).
     """
 
-    def __init__(self, out_dir, cfg, X_eval, y_eval, planned, restart=False):
+    def __init__(self, out_dir, cfg, X_eval, y_eval, planned, restart=False, everything=()):
         self.t_start = time.perf_counter()
         self.out_dir = out_dir
         self.cfg = cfg
@@ -363,7 +363,8 @@ class _Run:
         write_text(self.config_path, json.dumps(_config_dict(cfg), indent=1))
         self.done = {r["name"] for r in self.records}
         self.planned = list(planned)
-        self.n_total = len(self.done | set(self.planned))
+        # models of the whole run (all parts); names, like ``done``
+        self.n_total = len(self.done | {name for name, _ in self.planned} | set(everything))
 
     def _load(self):
         saved = None
@@ -563,7 +564,12 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
     planned += [(f"kernel-{reg}", "kernel-final") for reg in KERNEL_REGULARIZERS
                 if "kernel" in parts]
     planned += [(_mlp_name(st, reg, p), f"mlp-{st}") for st, reg, p in mlp_grid]
-    run = _Run(out_dir, cfg, X_eval, y_eval, planned, restart=restart)
+    # every model of the whole run, whichever parts this call runs: the report says
+    # "complete" only when all of them are done
+    everything = {_kernel_grid_name(reg, p) for reg, p in _kernel_grid(cfg)}
+    everything |= {f"kernel-{reg}" for reg in KERNEL_REGULARIZERS}
+    everything |= {_mlp_name(st, reg, p) for st, reg, p in _mlp_grid(cfg)}
+    run = _Run(out_dir, cfg, X_eval, y_eval, planned, restart=restart, everything=everything)
     _log(f"reproduce ({cfg.mode}): train {X_fit.shape[0]} + val "
          f"{X_val.shape[0]}, test {X_test.shape[0]}, robustness on {cfg.n_eval} test points; "
          f"writing to {out_dir}")
