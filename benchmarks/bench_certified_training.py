@@ -164,8 +164,9 @@ def report(res):
         n_ep = res["n_epochs"] + res.get("finetune_epochs", 0)
         print(f"time/epoch certified          {res['epoch_median_certified_s']:.2f} s (median of "
               f"{n_ep} epochs)")
-        print(f"time/epoch cross_lipschitz    {res['epoch_cross_lipschitz_s']:.2f} s")
-        print(f"ratio certified / CL          {res['epoch_ratio']:.2f}x   (target <= 3x)")
+        if "epoch_cross_lipschitz_s" in res:  # not with --skip-cl
+            print(f"time/epoch cross_lipschitz    {res['epoch_cross_lipschitz_s']:.2f} s")
+            print(f"ratio certified / CL          {res['epoch_ratio']:.2f}x   (target <= 3x)")
         print(f"whole training                {res['train_total_s'] / 60:.1f} min   "
               "(target <= 45 min)")
     if res.get("under_load"):

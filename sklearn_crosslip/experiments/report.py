@@ -299,7 +299,9 @@ def write_report(records, out_dir, cfg, deltas=None, X_eval=None, y_eval=None, p
         done, total = len(records), progress["total"]
         state = "complete" if done >= total else f"in progress, {done} of {total} models"
         lines += [
-            f"Wall time: {progress['elapsed']:.0f} s ({state}) on {os.cpu_count()} CPU cores.",
+            f"Wall time: {progress['elapsed']:.0f} s ({state}) on {os.cpu_count()} CPU cores, "
+            "the sum of the finished models' own wall times (networks trained side by side "
+            "with `--jobs` each count in full, so such a run takes less elapsed time).",
             "",
         ]
     checked = [r for r in records if "certificate_violations" in r]

@@ -438,7 +438,8 @@ class _Run:
     def write(self):
         from .report import write_report
 
-        progress = {"elapsed": self.elapsed_before + time.perf_counter() - self.t_start,
+        # one definition across pieces and --jobs: the sum of the finished models' times
+        progress = {"elapsed": float(sum(r.get("wall_time", 0.0) for r in self.records)),
                     "total": self.n_total}
         write_report(self.records, self.out_dir, self.cfg, self.deltas, self.X_eval, self.y_eval,
                      progress=progress)
