@@ -39,14 +39,20 @@ def test_selection_takes_lowest_validation_error():
     assert ("mlp", "adversarial", "none") not in sel
 
 
-def test_report_tables_and_figures(tmp_path):
-    pytest.importorskip("matplotlib")
-    rng = np.random.RandomState(0)
+def _records_with_deltas(seed=0):
+    """Records, evaluation points and a saved delta for every model Figure 3 may draw."""
+    rng = np.random.RandomState(seed)
     recs = _records(rng)
     X = rng.uniform(0, 1, size=(6, 784))
     y = np.array([3, 1, 2, 1, 0, 5])
     deltas = {r["name"]: (rng.normal(0, 0.1, size=X.shape), rng.randint(0, 10, size=6))
               for r in recs if r.get("selected") or r["family"] == "mlp"}
+    return recs, X, y, deltas
+
+
+def test_report_tables_and_figures(tmp_path):
+    pytest.importorskip("matplotlib")
+    recs, X, y, deltas = _records_with_deltas()
     cfg = ReproduceConfig.from_mode(True)
     path = write_report(recs, str(tmp_path), cfg, deltas, X, y)
     text = open(path).read()
@@ -61,12 +67,7 @@ def test_report_keeps_figure3_when_earlier_deltas_are_gone(tmp_path):
     # A run resumed on a fresh machine has no deltas of earlier models: Figure 3 is kept, not
     # redrawn with models missing, and the report still lists it.
     pytest.importorskip("matplotlib")
-    rng = np.random.RandomState(0)
-    recs = _records(rng)
-    X = rng.uniform(0, 1, size=(6, 784))
-    y = np.array([3, 1, 2, 1, 0, 5])
-    full = {r["name"]: (rng.normal(0, 0.1, size=X.shape), rng.randint(0, 10, size=6))
-            for r in recs if r.get("selected") or r["family"] == "mlp"}
+    recs, X, y, full = _records_with_deltas()
     cfg = ReproduceConfig.from_mode(True)
     write_report(recs, str(tmp_path), cfg, full, X, y)
     fig3 = tmp_path / "figure3_adversarial.png"
