@@ -227,7 +227,8 @@ def main():
         with open(os.path.join(args.resume, "figures.json")) as fh:
             first = json.load(fh)
         keep = ("train_points", "eps_train", "epochs", "warmup", "batch_size", "lr",
-                "schedule", "ema_decay", "regularizer", "lam", "epoch_cross_lipschitz_s", "train_total_s", "n_epochs",
+                "schedule", "ema_decay", "regularizer", "lam", "epoch_cross_lipschitz_s",
+                "train_total_s", "n_epochs",
                 "epoch_median_certified_s", "epoch_times_s", "loss_curve", "epoch_ratio",
                 "finetune", "finetune_epochs", "resumed_from")
         res = {k: first[k] for k in keep if k in first}

@@ -334,6 +334,17 @@ def _config_dict(cfg):
     return json.loads(json.dumps(asdict(cfg), default=str))
 
 
+def _planned(cfg, parts):
+    """``(name, kind)`` of every model that ``parts`` train, in training order."""
+    planned = []
+    if "kernel" in parts:
+        planned += [(_kernel_grid_name(reg, p), "kernel-grid") for reg, p in _kernel_grid(cfg)]
+        planned += [(f"kernel-{reg}", "kernel-final") for reg in KERNEL_REGULARIZERS]
+    if "mlp" in parts:
+        planned += [(_mlp_name(st, reg, p), f"mlp-{st}") for st, reg, p in _mlp_grid(cfg)]
+    return planned
+
+
 class _Run:
     """Bookkeeping of one reproduction: results file, saved deltas, report, plots, progress.
 
@@ -341,7 +352,7 @@ class _Run:
     matches ``cfg`` (see the module docstring).
     """
 
-    def __init__(self, out_dir, cfg, X_eval, y_eval, planned, restart=False, everything=()):
+    def __init__(self, out_dir, cfg, X_eval, y_eval, planned, everything, restart=False):
         self.t_start = time.perf_counter()
         self.out_dir = out_dir
         self.cfg = cfg
@@ -363,8 +374,7 @@ class _Run:
         write_text(self.config_path, json.dumps(_config_dict(cfg), indent=1))
         self.done = {r["name"] for r in self.records}
         self.planned = list(planned)
-        # models of the whole run (all parts); names, like ``done``
-        self.n_total = len(self.done | {name for name, _ in self.planned} | set(everything))
+        self.n_total = len(self.done | set(everything))  # names of the whole run's models
 
     def _load(self):
         saved = None
@@ -561,16 +571,11 @@ def run_reproduce(out_dir="reproduce-results", quick=False, *, parts=("kernel", 
     X_eval, y_eval = X_test[: cfg.n_eval], y_test[: cfg.n_eval]
     kernel_grid = list(_kernel_grid(cfg)) if "kernel" in parts else []
     mlp_grid = list(_mlp_grid(cfg)) if "mlp" in parts else []
-    planned = [(_kernel_grid_name(reg, p), "kernel-grid") for reg, p in kernel_grid]
-    planned += [(f"kernel-{reg}", "kernel-final") for reg in KERNEL_REGULARIZERS
-                if "kernel" in parts]
-    planned += [(_mlp_name(st, reg, p), f"mlp-{st}") for st, reg, p in mlp_grid]
-    # every model of the whole run, whichever parts this call runs: the report says
-    # "complete" only when all of them are done
-    everything = {_kernel_grid_name(reg, p) for reg, p in _kernel_grid(cfg)}
-    everything |= {f"kernel-{reg}" for reg in KERNEL_REGULARIZERS}
-    everything |= {_mlp_name(st, reg, p) for st, reg, p in _mlp_grid(cfg)}
-    run = _Run(out_dir, cfg, X_eval, y_eval, planned, restart=restart, everything=everything)
+    # the report says "complete" only when every model of the whole run is done, whichever
+    # parts this call runs
+    everything = {name for name, _ in _planned(cfg, ("kernel", "mlp"))}
+    run = _Run(out_dir, cfg, X_eval, y_eval, _planned(cfg, parts), everything,
+               restart=restart)
     _log(f"reproduce ({cfg.mode}): train {X_fit.shape[0]} + val "
          f"{X_val.shape[0]}, test {X_test.shape[0]}, robustness on {cfg.n_eval} test points; "
          f"writing to {out_dir}")
