@@ -43,7 +43,8 @@ figures on those N instead of the test set (for choosing a recipe without
 looking at the test set). The recipe options (``--eps``, ``--epochs``,
 ``--batch-size``, ``--alpha``, ``--ema``, ``--regularizer``/``--lam``/
 ``--dropout-rate``, ``--augment-shift``) were compared that way; the figures of
-the trials are in ``bench_certified_training_holdout.json`` and
+the trials (and of two other losses, ``trial_certified_loss.py``) are in
+``bench_certified_training_holdout.json`` and
 ``docs/certified_training.rst`` (all within about 94.3-94.9 % at 0.3).
 
 The trained model is saved with joblib and the figures as JSON (``--out``);
