@@ -45,7 +45,7 @@ looking at the test set). The recipe options (``--eps``, ``--epochs``,
 ``--dropout-rate``, ``--augment-shift``) were compared that way; the figures of
 the trials (and of two other losses, ``trial_certified_loss.py``) are in
 ``bench_certified_training_holdout.json`` and
-``docs/certified_training.rst`` (all within about 94.3-94.9 % at 0.3).
+``docs/certified_training.rst`` (all within about 93.8-94.9 % at 0.3).
 
 The trained model is saved with joblib and the figures as JSON (``--out``);
 ``--certify-only MODEL`` re-runs the certification of a saved model. Heavy:
