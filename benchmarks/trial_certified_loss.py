@@ -61,9 +61,9 @@ elif mode == "switch":
     value = float(np.mean(ce))
     dF = E / n
 """
-    # clean rows must not feed the bound gradient: zero them in g below
+    # the clean-loss rows (``wrong`` above) must not feed the bound gradient
     new_g_old = "    g = eps * dF\n    g[rows, y] = 0.0\n"
-    new_g = "    g = eps * dF\n    g[rows, y] = 0.0\n    g[F.argmax(axis=1) != y] = 0.0\n"
+    new_g = "    g = eps * dF\n    g[rows, y] = 0.0\n    g[wrong] = 0.0\n"
     assert new_g_old in src
     src = src.replace(new_g_old, new_g)
 else:
